@@ -1,0 +1,1 @@
+"""Hamgara's DVC stages and the library code they call."""

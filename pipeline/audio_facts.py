@@ -1,0 +1,66 @@
+"""Per-file audio facts the validate stage judges: readable, shape, level, clipping, silence."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from pipeline.config import ValidateConfig
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 [samples, channels] and its sample rate."""
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return data, int(sr)
+
+
+def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
+    """Facts about one file. `status` is ok, missing, unreadable or empty; `error` says why.
+
+    Silence is measured on the mono mix: frames more than `cfg.silence_top_db` below the
+    peak at the start and end of the file.
+    """
+    facts: dict[str, Any] = {
+        "status": "ok",
+        "error": "",
+        "channels": np.nan,
+        "sample_rate": np.nan,
+        "duration": np.nan,
+        "peak": np.nan,
+        "clip_share": np.nan,
+        "lead_silence": np.nan,
+        "trail_silence": np.nan,
+        "silence_share": np.nan,
+    }
+    path = Path(path)
+    if not path.is_file():
+        return {**facts, "status": "missing", "error": f"{path} does not exist"}
+    try:
+        data, sr = read_audio(path)
+    except Exception as e:  # soundfile raises several types for corrupt files
+        return {**facts, "status": "unreadable", "error": f"{path}: {e}"}
+    if data.shape[0] == 0:
+        return {**facts, "status": "empty", "error": f"{path} has no samples", "sample_rate": sr}
+    mono = data.mean(axis=1)
+    peak = float(np.abs(data).max())
+    duration = data.shape[0] / sr
+    if peak > 0:
+        _, (start, end) = librosa.effects.trim(mono, top_db=cfg.silence_top_db, frame_length=1024, hop_length=256)
+    else:
+        start, end = 0, 0
+    lead = start / sr
+    trail = (len(mono) - end) / sr
+    return {
+        **facts,
+        "channels": data.shape[1],
+        "sample_rate": sr,
+        "duration": duration,
+        "peak": peak,
+        "clip_share": float((np.abs(data) >= cfg.clip_level).mean()),
+        "lead_silence": lead,
+        "trail_silence": trail,
+        "silence_share": min(1.0, (lead + trail) / duration),
+    }

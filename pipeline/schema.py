@@ -1,0 +1,104 @@
+"""The pandera schema every corpus row must pass: metadata plus its audio facts.
+
+Each check is named for the rejection reason it stands for, so a failed check *is* the
+reason written to reports/rejected.csv. The bounds come from params.yaml `data.validate`,
+which is why the schema is built by a function rather than declared once.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from pipeline.config import ValidateConfig
+
+
+def row_schema(cfg: ValidateConfig) -> type[pa.DataFrameModel]:
+    """A DataFrameModel whose check names are the rejection reasons."""
+
+    class CorpusRow(pa.DataFrameModel):
+        line: Series[int] = pa.Field(ge=1)
+        id: Series[str]
+        normalized: Series[str]
+        status: Series[str]
+        duration: Series[float] = pa.Field(nullable=True)
+        peak: Series[float] = pa.Field(nullable=True)
+        clip_share: Series[float] = pa.Field(nullable=True)
+        silence_share: Series[float] = pa.Field(nullable=True)
+        unsupported: Series[str]
+        duplicate_of: Series[str]
+        duplicate_text_of: Series[str]
+        rate_ratio: Series[float] = pa.Field(nullable=True)
+
+        @pa.check("id", name="bad_id")
+        def _bad_id(cls, s: pd.Series) -> pd.Series:
+            return (s.str.len() > 0) & ~s.str.contains(r"[/\\]", regex=True)
+
+        @pa.check("status", name="audio")
+        def _audio(cls, s: pd.Series) -> pd.Series:
+            return s == "ok"
+
+        @pa.check("duration", name="too_short")
+        def _too_short(cls, s: pd.Series) -> pd.Series:
+            return s >= cfg.min_duration
+
+        @pa.check("duration", name="too_long")
+        def _too_long(cls, s: pd.Series) -> pd.Series:
+            return s <= cfg.max_duration
+
+        @pa.check("peak", name="silent")
+        def _silent(cls, s: pd.Series) -> pd.Series:
+            return s >= cfg.min_peak
+
+        @pa.check("clip_share", name="clipped")
+        def _clipped(cls, s: pd.Series) -> pd.Series:
+            return s <= cfg.max_clip_share
+
+        @pa.check("silence_share", name="excess_silence")
+        def _silence(cls, s: pd.Series) -> pd.Series:
+            return s <= cfg.max_silence_share
+
+        @pa.check("normalized", name="empty_text")
+        def _empty(cls, s: pd.Series) -> pd.Series:
+            return s.str.strip().str.len() > 0
+
+        @pa.check("unsupported", name="unsupported_chars")
+        def _unsupported(cls, s: pd.Series) -> pd.Series:
+            return s == ""
+
+        @pa.check("duplicate_of", name="duplicate_id")
+        def _dup_id(cls, s: pd.Series) -> pd.Series:
+            return s == ""
+
+        @pa.check("duplicate_text_of", name="duplicate_text")
+        def _dup_text(cls, s: pd.Series) -> pd.Series:
+            return s == "" if cfg.reject_duplicate_text else pd.Series(True, index=s.index)
+
+        @pa.check("rate_ratio", name="rate_outlier")
+        def _rate(cls, s: pd.Series) -> pd.Series:
+            f = cfg.rate_outlier_factor
+            return (s <= f) & (s >= 1.0 / f)
+
+        class Config:
+            strict = False
+            coerce = True
+
+    return CorpusRow
+
+
+def failed_checks(df: pd.DataFrame, cfg: ValidateConfig) -> dict[int, list[str]]:
+    """Validate all rows lazily; map each failing row's index to the names of its failed checks."""
+    try:
+        row_schema(cfg).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as e:
+        cases = e.failure_cases
+        structural = cases[cases["index"].isna()]
+        if len(structural):
+            raise ValueError(f"corpus table does not match the schema: {structural.to_dict('records')}") from None
+        out: dict[int, list[str]] = {}
+        for idx, check in zip(cases["index"], cases["check"]):
+            names = out.setdefault(int(idx), [])
+            if check not in names:
+                names.append(str(check))
+        return out
+    return {}
