@@ -17,11 +17,14 @@ from collections.abc import Callable, Sequence
 
 # Mean words per sentence the length distribution aims for. Tuned so that the demo
 # defaults (560 utterances, 5 to 20 words) give about 35 minutes with festival's slt voice.
-TARGET_MEAN_WORDS = 10.0
+TARGET_MEAN_WORDS = 10.5
 
-# The grammar cannot make sentences shorter or longer than this.
+# Word bounds the grammar reaches quickly enough; requests outside them are refused.
 MIN_SUPPORTED_WORDS = 3
 MAX_SUPPORTED_WORDS = 30
+
+# Share of sentence lengths drawn uniformly over the allowed range.
+_UNIFORM_SHARE = 0.15
 
 # Candidates tried per sentence before the requested length is declared unreachable.
 _MAX_TRIES = 5000
@@ -54,21 +57,28 @@ THINGS = (
 )
 
 # (base form, past tense): the base form is needed for questions with "did".
-TRANSITIVE = (
+THING_VERBS = (
     ("find", "found"), ("carry", "carried"), ("paint", "painted"), ("open", "opened"),
     ("fix", "fixed"), ("clean", "cleaned"), ("drop", "dropped"), ("lift", "lifted"),
     ("wash", "washed"), ("sell", "sold"), ("buy", "bought"), ("bring", "brought"),
     ("hide", "hid"), ("lose", "lost"), ("keep", "kept"), ("pack", "packed"), ("fill", "filled"),
     ("hold", "held"), ("pull", "pulled"), ("push", "pushed"), ("mend", "mended"),
-    ("borrow", "borrowed"), ("share", "shared"), ("watch", "watched"), ("catch", "caught"),
-    ("throw", "threw"), ("kick", "kicked"), ("wrap", "wrapped"), ("check", "checked"),
-    ("count", "counted"), ("touch", "touched"), ("move", "moved"), ("drag", "dragged"),
-    ("fold", "folded"), ("polish", "polished"), ("measure", "measured"), ("draw", "drew"),
-    ("deliver", "delivered"), ("notice", "noticed"), ("forget", "forgot"),
-    ("remember", "remembered"), ("want", "wanted"), ("need", "needed"), ("like", "liked"),
-    ("grab", "grabbed"), ("send", "sent"), ("take", "took"), ("make", "made"),
-    ("choose", "chose"), ("weigh", "weighed"), ("return", "returned"), ("collect", "collected"),
-    ("shut", "shut"), ("steal", "stole"), ("break", "broke"), ("sketch", "sketched"),
+    ("borrow", "borrowed"), ("share", "shared"), ("catch", "caught"), ("throw", "threw"),
+    ("kick", "kicked"), ("wrap", "wrapped"), ("check", "checked"), ("count", "counted"),
+    ("touch", "touched"), ("move", "moved"), ("drag", "dragged"), ("fold", "folded"),
+    ("scrub", "scrubbed"), ("measure", "measured"), ("draw", "drew"), ("deliver", "delivered"),
+    ("forget", "forgot"), ("want", "wanted"), ("need", "needed"), ("grab", "grabbed"),
+    ("send", "sent"), ("take", "took"), ("make", "made"), ("choose", "chose"),
+    ("weigh", "weighed"), ("return", "returned"), ("collect", "collected"), ("shut", "shut"),
+    ("steal", "stole"), ("break", "broke"), ("sketch", "sketched"),
+)
+
+PERSON_VERBS = (
+    ("watch", "watched"), ("follow", "followed"), ("notice", "noticed"),
+    ("remember", "remembered"), ("like", "liked"), ("help", "helped"), ("meet", "met"),
+    ("greet", "greeted"), ("thank", "thanked"), ("invite", "invited"), ("warn", "warned"),
+    ("call", "called"), ("visit", "visited"), ("find", "found"), ("miss", "missed"),
+    ("trust", "trusted"), ("ignore", "ignored"), ("teach", "taught"),
 )
 
 INTRANSITIVE = (
@@ -82,14 +92,23 @@ INTRANSITIVE = (
     ("agree", "agreed"), ("sigh", "sighed"), ("whistle", "whistled"), ("fall", "fell"),
 )
 
-ADJECTIVES = (
-    "old", "young", "small", "big", "tall", "short", "bright", "dark", "quiet", "loud",
-    "happy", "sad", "tired", "busy", "clever", "gentle", "brave", "kind", "careful", "lazy",
-    "heavy", "warm", "cold", "wet", "dry", "clean", "dirty", "empty", "full", "soft", "round",
-    "sharp", "smooth", "rough", "strange", "famous", "friendly", "patient", "nervous", "proud",
-    "hungry", "sleepy", "lucky", "shiny", "wooden", "golden", "silver", "broken", "red", "blue",
-    "green", "yellow", "brown", "white", "black", "purple", "tiny", "huge", "pretty", "simple",
-    "rusty", "dusty", "little", "lovely", "honest", "curious", "cheerful", "polite",
+PERSON_ADJECTIVES = (
+    "old", "young", "small", "tall", "happy", "sad", "tired", "busy", "clever", "gentle",
+    "brave", "kind", "careful", "lazy", "quiet", "hungry", "sleepy", "lucky", "famous",
+    "friendly", "patient", "nervous", "proud", "curious", "cheerful", "polite", "honest",
+    "lonely", "little", "calm", "angry", "shy", "worried", "eager", "tidy",
+)
+
+THING_ADJECTIVES = (
+    "old", "small", "big", "heavy", "warm", "cold", "wet", "dry", "clean", "dirty", "empty",
+    "full", "soft", "round", "sharp", "smooth", "rough", "shiny", "wooden", "golden", "silver",
+    "broken", "red", "blue", "green", "yellow", "brown", "white", "black", "purple", "tiny",
+    "huge", "pretty", "simple", "rusty", "dusty", "new", "strange", "lovely", "spare", "plain",
+)
+
+PLACE_ADJECTIVES = (
+    "old", "quiet", "busy", "dark", "empty", "small", "big", "little", "cold", "warm", "sunny",
+    "crowded", "narrow", "lovely", "new", "famous", "peaceful", "noisy",
 )
 
 DEGREES = ("very", "quite", "rather", "so", "really", "terribly", "a little")
@@ -146,17 +165,17 @@ def _determiner(rng: random.Random, next_word: str) -> str:
     return _article(next_word) if choice == "a" else choice
 
 
-def _noun_phrase(rng: random.Random, nouns: Sequence[str]) -> Words:
+def _noun_phrase(rng: random.Random, nouns: Sequence[str], adjectives: Sequence[str]) -> Words:
     """A determiner, up to two adjectives and a noun; multi-word nouns count as several words."""
     noun = rng.choice(nouns).split()
     n_adj = rng.choices((0, 1, 2), weights=(5, 4, 1))[0]
-    adjectives = rng.sample(ADJECTIVES, n_adj)
+    adjectives = rng.sample(adjectives, n_adj)
     head = adjectives + noun
     return [_determiner(rng, head[0]), *head]
 
 
 def _person(rng: random.Random) -> Words:
-    return _noun_phrase(rng, PEOPLE + ANIMALS)
+    return _noun_phrase(rng, PEOPLE + ANIMALS, PERSON_ADJECTIVES)
 
 
 def _subject(rng: random.Random) -> tuple[Words, str]:
@@ -170,11 +189,12 @@ def _subject(rng: random.Random) -> tuple[Words, str]:
     return _person(rng), "was"
 
 
-def _object(rng: random.Random) -> Words:
-    kind = rng.choices(("thing", "person", "name"), weights=(7, 2, 1))[0]
-    if kind == "name":
-        return [rng.choice(NAMES)]
-    return _noun_phrase(rng, THINGS if kind == "thing" else PEOPLE + ANIMALS)
+def _verb_and_object(rng: random.Random, form: int) -> Words:
+    """A transitive verb (0: base form, 1: past) and an object that suits it."""
+    if rng.random() < 0.7:
+        return [rng.choice(THING_VERBS)[form], *_noun_phrase(rng, THINGS, THING_ADJECTIVES)]
+    verb = rng.choice(PERSON_VERBS)[form]
+    return [verb, rng.choice(NAMES)] if rng.random() < 0.3 else [verb, *_person(rng)]
 
 
 def _place(rng: random.Random) -> Words:
@@ -182,7 +202,7 @@ def _place(rng: random.Random) -> Words:
         return rng.choice(FIXED_PLACES).split()
     words = [rng.choice(PREPOSITIONS), "the"]
     if rng.random() < 0.3:
-        words.append(rng.choice(ADJECTIVES))
+        words.append(rng.choice(PLACE_ADJECTIVES))
     words.append(rng.choice(PLACE_NOUNS))
     return words
 
@@ -199,7 +219,7 @@ def _predicate(rng: random.Random, past: bool) -> Words:
     """Verb, object and modifiers; the verb is in the past tense or, for questions, the base form."""
     form = 1 if past else 0
     if rng.random() < 0.65:
-        words = [rng.choice(TRANSITIVE)[form], *_object(rng)]
+        words = _verb_and_object(rng, form)
     else:
         words = [rng.choice(INTRANSITIVE)[form]]
     words += _maybe(rng, 0.3, lambda r: [r.choice(ADVERBS)])
@@ -212,7 +232,7 @@ def _clause(rng: random.Random) -> Words:
     subject, be = _subject(rng)
     if rng.random() < 0.2:
         degree = _maybe(rng, 0.4, lambda r: r.choice(DEGREES).split())
-        return [*subject, be, *degree, rng.choice(ADJECTIVES), *_maybe(rng, 0.4, _place)]
+        return [*subject, be, *degree, rng.choice(PERSON_ADJECTIVES), *_maybe(rng, 0.4, _place)]
     return [*subject, *_predicate(rng, past=True)]
 
 
@@ -233,6 +253,11 @@ def _subordinate_first(rng: random.Random) -> Words:
     return [rng.choice(SUBORDINATORS), *_clause(rng), ",", *_clause(rng), "."]
 
 
+def _three_clauses(rng: random.Random) -> Words:
+    return [rng.choice(SUBORDINATORS), *_clause(rng), ",", *_clause(rng), ",", "and",
+            *_clause(rng), "."]
+
+
 def _subordinate_last(rng: random.Random) -> Words:
     return [*_clause(rng), rng.choice(TRAILING_SUBORDINATORS), *_clause(rng), "."]
 
@@ -246,26 +271,26 @@ def _yes_no_question(rng: random.Random) -> Words:
     subject, be = _subject(rng)
     if rng.random() < 0.25:
         return [be, *subject, *_maybe(rng, 0.3, lambda r: r.choice(DEGREES).split()),
-                rng.choice(ADJECTIVES), *_maybe(rng, 0.4, _time), "?"]
+                rng.choice(PERSON_ADJECTIVES), *_maybe(rng, 0.4, _time), "?"]
     return ["did", *subject, *_predicate(rng, past=False), "?"]
 
 
 def _wh_question(rng: random.Random) -> Words:
     if rng.random() < 0.3:
-        return ["who", rng.choice(TRANSITIVE)[1], *_object(rng), *_maybe(rng, 0.5, _place),
+        return ["who", *_verb_and_object(rng, 1), *_maybe(rng, 0.5, _place),
                 *_maybe(rng, 0.3, _time), "?"]
     subject, _ = _subject(rng)
     return [rng.choice(QUESTION_WORDS), "did", *subject, *_predicate(rng, past=False), "?"]
 
 
 def _existential(rng: random.Random) -> Words:
-    phrase = [rng.choice(ADJECTIVES), rng.choice(THINGS + ANIMALS)]
+    phrase = [rng.choice(THING_ADJECTIVES), *rng.choice(THINGS).split()]
     return ["there", "was", _article(phrase[0]), *phrase, *_place(rng),
             *_maybe(rng, 0.4, _time), "."]
 
 
 def _request(rng: random.Random) -> Words:
-    words = ["please", rng.choice(TRANSITIVE)[0], *_object(rng), *_maybe(rng, 0.6, _place)]
+    words = ["please", *_verb_and_object(rng, 0), *_maybe(rng, 0.6, _place)]
     return words + _maybe(rng, 0.3, lambda r: r.choice(DEADLINES).split()) + ["."]
 
 
@@ -279,6 +304,7 @@ _TEMPLATES: tuple[tuple[Callable[[random.Random], Words], int], ...] = (
     (_reported, 2),
     (_yes_no_question, 2),
     (_wh_question, 2),
+    (_three_clauses, 1),
     (_existential, 1),
     (_request, 1),
 )
@@ -297,9 +323,14 @@ def _word_count(tokens: Words) -> int:
 
 
 def _target_length(rng: random.Random, lo: int, hi: int) -> int:
-    # A triangular law over the whole range whose mode is placed so the mean lands near
-    # TARGET_MEAN_WORDS; floor() of a draw on [lo, hi + 1) gives every integer a share.
-    mode = 3 * (TARGET_MEAN_WORDS + 0.5) - lo - (hi + 1)
+    # Mostly a triangular law whose mode is placed so the mean lands near TARGET_MEAN_WORDS,
+    # mixed with a uniform share so the long end of the range is not starved;
+    # floor() of a draw on [lo, hi + 1) gives every integer its share.
+    if rng.random() < _UNIFORM_SHARE:
+        return rng.randint(lo, hi)
+    uniform_mean = (lo + hi) / 2
+    triangular_mean = (TARGET_MEAN_WORDS - _UNIFORM_SHARE * uniform_mean) / (1 - _UNIFORM_SHARE)
+    mode = 3 * (triangular_mean + 0.5) - lo - (hi + 1)
     mode = min(max(mode, lo), hi + 1)
     return min(hi, int(rng.triangular(lo, hi + 1, mode)))
 

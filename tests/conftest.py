@@ -82,3 +82,15 @@ def repo_copy(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns(".venv", "data", "reports", ".dvc", ".git", "__pycache__", "dvclive", "models", "*.egg-info"),
     )
     return dst
+
+
+@pytest.fixture(scope="session")
+def warm_librosa() -> None:
+    """Compile librosa's numba kernels once in this process, so forked pool workers inherit them.
+
+    Without it every validate/precompute worker pays the JIT cost (seconds) on its first file.
+    """
+    import librosa
+
+    y = np.random.default_rng(0).standard_normal(22050).astype(np.float32)
+    librosa.effects.trim(y, top_db=40.0, frame_length=1024, hop_length=256)

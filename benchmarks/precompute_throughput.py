@@ -1,0 +1,129 @@
+"""Precompute throughput against a plain serial librosa loop, and peak memory vs corpus size.
+
+    python benchmarks/precompute_throughput.py [--manifest data/manifest.parquet] [--repeat 10]
+
+1. Throughput: Hamgara's precompute (parallel, phonemes + mels into zarr) and a serial
+   librosa loop (load+resample, trim, peak-normalize, mel, log) over the same files, in one
+   run; reports utterances/s, seconds of audio per second and the ratio.
+2. Memory: peak resident memory of precompute (main process + workers) on the corpus and
+   on the corpus repeated `--repeat` times, each in a fresh subprocess; bounded memory means
+   the ratio stays near 1 while the data grows `--repeat`-fold.
+Prints a table and writes JSON (default benchmarks/results/precompute.json).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import librosa  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipeline.atomic import write_json  # noqa: E402
+from pipeline.config import features_config, load_params  # noqa: E402
+from pipeline.precompute import precompute  # noqa: E402
+
+
+def librosa_serial(paths: list[str], cfg) -> float:
+    """The baseline: one file after another with librosa only. Returns seconds of audio made."""
+    audio_seconds = 0.0
+    for p in paths:
+        y, _ = librosa.load(p, sr=cfg.sample_rate, mono=True)
+        y, _ = librosa.effects.trim(y, top_db=cfg.trim_top_db, frame_length=1024, hop_length=256)
+        y = y * (cfg.peak_norm / max(float(np.abs(y).max()), 1e-9))
+        pad = (cfg.n_fft - cfg.hop_length) // 2
+        mel = librosa.feature.melspectrogram(
+            y=np.pad(y, (pad, pad), mode="reflect"), sr=cfg.sample_rate, n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length, win_length=cfg.win_length, center=False, power=1.0,
+            n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
+        )
+        np.log(np.maximum(mel, cfg.log_clamp))
+        audio_seconds += len(y) / cfg.sample_rate
+    return audio_seconds
+
+
+def repeated_manifest(manifest: Path, repeat: int, out: Path) -> Path:
+    """The manifest with every row repeated `repeat` times under new ids (same audio files)."""
+    df = pd.read_parquet(manifest)
+    parts = [df.assign(id=df["id"] + (f"_r{k}" if k else "")) for k in range(repeat)]
+    pd.concat(parts, ignore_index=True).to_parquet(out, index=False)
+    return out
+
+
+def peak_memory_run(manifest: Path, params: Path, workdir: Path) -> dict:
+    """Run precompute in a fresh subprocess; its peak RSS (self + workers) in MiB."""
+    code = (
+        "import json,resource,sys;from pathlib import Path;"
+        "from pipeline.config import features_config,load_params;from pipeline.precompute import precompute;"
+        f"r=precompute(Path({str(manifest)!r}),Path({str(workdir / 'f.zarr')!r}),features_config(load_params({str(params)!r})),progress=False);"
+        "s=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;c=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"
+        "print(json.dumps({'utterances':r['utterances'],'seconds':r['seconds'],'main_peak_mib':round(s,1),'worker_peak_mib':round(c,1)}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--manifest", default=str(REPO / "data/manifest.parquet"))
+    ap.add_argument("--params", default=str(REPO / "params.yaml"))
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--out", default=str(REPO / "benchmarks/results/precompute.json"))
+    args = ap.parse_args(argv)
+    cfg = features_config(load_params(args.params))
+    manifest = Path(args.manifest)
+    paths = pd.read_parquet(manifest)["audio"].tolist()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        report = precompute(manifest, tmp / "a.zarr", cfg, progress=False)
+        ours_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        base_audio = librosa_serial(paths, cfg)
+        base_s = time.perf_counter() - t0
+        audio_s = report["hours"] * 3600
+        m1 = peak_memory_run(manifest, Path(args.params), tmp / "m1")
+        big = repeated_manifest(manifest, args.repeat, tmp / "big.parquet")
+        m10 = peak_memory_run(big, Path(args.params), tmp / "m10")
+    result = {
+        "machine": f"{os.cpu_count()} cores, {sys.platform}",
+        "utterances": len(paths),
+        "audio_minutes": round(audio_s / 60, 2),
+        "hamgara_seconds": round(ours_s, 2),
+        "librosa_serial_seconds": round(base_s, 2),
+        "hamgara_utt_per_s": round(len(paths) / ours_s, 2),
+        "librosa_serial_utt_per_s": round(len(paths) / base_s, 2),
+        "hamgara_audio_s_per_s": round(audio_s / ours_s, 1),
+        "librosa_serial_audio_s_per_s": round(base_audio / base_s, 1),
+        "speedup": round(base_s / ours_s, 2),
+        "workers": cfg.workers,
+        "memory_x1": m1,
+        f"memory_x{args.repeat}": m10,
+        "memory_growth": round(
+            (m10["main_peak_mib"] + m10["worker_peak_mib"]) / (m1["main_peak_mib"] + m1["worker_peak_mib"]), 3
+        ),
+    }
+    write_json(args.out, result)
+    print(f"{'':28s}{'hamgara':>12s}{'librosa serial':>16s}")
+    print(f"{'utterances/s':28s}{result['hamgara_utt_per_s']:>12}{result['librosa_serial_utt_per_s']:>16}")
+    print(f"{'audio seconds/s':28s}{result['hamgara_audio_s_per_s']:>12}{result['librosa_serial_audio_s_per_s']:>16}")
+    print(f"speedup (same files, one run): {result['speedup']}x")
+    print(f"peak memory x1  ({m1['utterances']} utt): main {m1['main_peak_mib']} MiB, largest worker {m1['worker_peak_mib']} MiB")
+    print(f"peak memory x{args.repeat} ({m10['utterances']} utt): main {m10['main_peak_mib']} MiB, largest worker {m10['worker_peak_mib']} MiB")
+    print(f"memory growth for {args.repeat}x the data: {result['memory_growth']}x -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

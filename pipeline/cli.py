@@ -1,0 +1,35 @@
+"""`hamgara`: one command for every stage (each also runs as `python -m pipeline.<stage>`)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+STAGES = {
+    "corpus": "synthesize the embedded demo corpus with festival (data/corpus)",
+    "validate": "check every corpus row; write data/manifest.parquet and reports/",
+    "precompute": "log-mels, phoneme ids and split into data/features.zarr",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch `hamgara <stage> [options]` to the stage's own command line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(
+        prog="hamgara",
+        description="Hamgara: a text-to-speech training pipeline. The usual way to run it is "
+        "`dvc repro`, which runs the stages below in order and caches each; every stage can "
+        "also be run by hand. `hamgara <stage> --help` shows a stage's options.",
+    )
+    sub = ap.add_subparsers(dest="stage", metavar="<stage>")
+    for name, help_text in STAGES.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in STAGES:
+        ap.parse_args(argv[:1] or ["--help"])
+        return 2
+    module = importlib.import_module(f"pipeline.{argv[0]}")
+    return int(module.main(argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Hamgara set-up and entry point on Debian 12 (as root, or with the apt packages already there).
+#   ./setup.sh repro   install everything (apt packages, .venv) and run the DVC pipeline on the demo
+#   ./setup.sh test    install everything plus test dependencies and run the test suite
+# Re-running is cheap: the venv is reused while pyproject.toml is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(python3 python3-venv git festival festvox-us-slt-hts espeak-ng libespeak-ng1 libsndfile1)
+VENV=.venv
+
+log() { printf '\033[1m[hamgara]\033[0m %s\n' "$*"; }
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Hamgara needs these Debian packages, which only root can install:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    echo "Run that, then run this script again." >&2
+    exit 1
+  fi
+  log "installing apt packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+pick_python() {
+  for py in python3.11 python3; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "Hamgara needs Python 3.11 (Debian 12's python3)." >&2
+  exit 1
+}
+
+install_venv() {
+  local extras=$1 stamp="$VENV/.hamgara-installed"
+  local want
+  want="$(sha256sum pyproject.toml | cut -c1-16)-$extras"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$(pick_python)" -m venv "$VENV"; }
+  log "installing Python dependencies into $VENV (torch is large: a few minutes the first time)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".$extras"
+  echo "$want" > "$stamp"
+}
+
+ensure_git() {
+  # DVC needs a git repository (a fresh clone is one; a downloaded archive is not).
+  if ! git rev-parse --git-dir >/dev/null 2>&1; then
+    log "initialising a git repository (DVC needs one)"
+    git init -q && git add -A && git -c user.name=hamgara -c user.email=hamgara@localhost commit -qm "initial" || true
+  fi
+}
+
+case "${1:-}" in
+  repro)
+    install_apt
+    install_venv ""
+    ensure_git
+    # shellcheck disable=SC1091
+    source "$VENV/bin/activate"
+    log "running the pipeline: dvc repro"
+    dvc repro
+    log "done. Corpus: $(python -c 'import yaml;print(yaml.safe_load(open("params.yaml"))["data"]["corpus"])')"
+    log "  validation: reports/validation.json, reports/rejected.csv, reports/warnings.csv"
+    log "  features:   data/features.zarr, reports/precompute.json"
+    dvc metrics show
+    ;;
+  test)
+    install_apt
+    install_venv "[test]"
+    "$VENV/bin/python" -m pytest "${@:2}"
+    ;;
+  *)
+    sed -n '2,5p' "$0"
+    exit 2
+    ;;
+esac

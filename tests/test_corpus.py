@@ -1,0 +1,127 @@
+"""The corpus stage on a tiny demo corpus, synthesized by the real festival."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from pipeline import festival
+from pipeline.config import DemoConfig
+from pipeline.corpus import build_demo_corpus
+from pipeline.festival import FestivalError, scheme_string, synthesize_batch
+
+VOICE = "cmu_us_slt_arctic_hts"
+TINY = DemoConfig(
+    voice=VOICE, utterances=4, min_words=5, max_words=8, seed=11, sample_rate=16000, batch_size=2
+)
+
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "corpus"
+    build_demo_corpus(TINY, out, workers=2)
+    return out
+
+
+def _rows(corpus: Path) -> list[list[str]]:
+    return [line.split("|") for line in (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()]
+
+
+def _plain_words(text: str) -> list[str]:
+    return [re.sub(r"[^a-z']", "", w.lower()) for w in text.split()]
+
+
+def test_metadata_rows_have_three_fields(corpus: Path) -> None:
+    rows = _rows(corpus)
+    assert [r[0] for r in rows] == ["demo_0001", "demo_0002", "demo_0003", "demo_0004"]
+    for row in rows:
+        assert len(row) == 3 and row[1] == row[2] and row[1]
+
+
+def test_wavs_are_mono_16_bit_at_the_sample_rate(corpus: Path) -> None:
+    for utt_id, _, _ in _rows(corpus):
+        info = sf.info(str(corpus / "wavs" / f"{utt_id}.wav"))
+        assert (info.channels, info.samplerate, info.subtype) == (1, TINY.sample_rate, "PCM_16")
+
+
+def test_alignment_words_follow_the_sentence(corpus: Path) -> None:
+    for utt_id, text, _ in _rows(corpus):
+        alignment = json.loads((corpus / "alignments" / f"{utt_id}.json").read_text())
+        assert alignment["id"] == utt_id
+        assert [w[0].lower() for w in alignment["words"]] == _plain_words(text)
+
+
+def test_last_phone_ends_at_the_end_of_the_wav(corpus: Path) -> None:
+    for utt_id, _, _ in _rows(corpus):
+        alignment = json.loads((corpus / "alignments" / f"{utt_id}.json").read_text())
+        duration = sf.info(str(corpus / "wavs" / f"{utt_id}.wav")).duration
+        assert alignment["phones"][-1][2] == pytest.approx(duration, abs=0.05)
+
+
+def test_summary_counts_the_corpus(corpus: Path) -> None:
+    summary = json.loads((corpus / "corpus.json").read_text())
+    assert summary["utterances"] == 4
+    assert summary["sample_rate"] == TINY.sample_rate and summary["seed"] == TINY.seed
+    assert 5 <= summary["words_min"] <= summary["words_max"] <= 8
+    assert summary["total_seconds"] > 0
+
+
+def test_rebuild_with_same_seed_is_identical(corpus: Path, tmp_path: Path) -> None:
+    again = tmp_path / "corpus"
+    build_demo_corpus(TINY, again, workers=1)
+    assert (again / "metadata.csv").read_bytes() == (corpus / "metadata.csv").read_bytes()
+    for utt_id, _, _ in _rows(corpus):
+        name = f"wavs/{utt_id}.wav"
+        assert (again / name).read_bytes() == (corpus / name).read_bytes()
+
+
+def test_scheme_string_escapes_quotes_backslashes_and_newlines() -> None:
+    assert scheme_string('say "hi"\\now\nok') == '"say \\"hi\\"\\\\now ok"'
+
+
+def test_text_with_quotes_is_synthesized(tmp_path: Path) -> None:
+    timings = synthesize_batch([("odd", 'She said "hello" to the cat.')], tmp_path, VOICE, 16000)
+    assert [w.label.lower() for w in timings["odd"].words] == ["she", "said", "hello", "to", "the", "cat"]
+    assert (tmp_path / "odd.wav").is_file()
+
+
+def test_missing_voice_gives_festival_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(FestivalError, match="no_such_voice"):
+        synthesize_batch([("a", "Hello there.")], tmp_path, "no_such_voice", 16000)
+
+
+def _fake_failing_festival(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "festival"
+    fake.write_text("#!/bin/sh\necho 'SIOD ERROR: something broke' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_festival_failure_reports_stderr_and_batch_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_failing_festival(tmp_path, monkeypatch)
+    with pytest.raises(FestivalError) as error:
+        synthesize_batch([("u1", "One."), ("u2", "Two.")], tmp_path / "wavs", VOICE, 16000)
+    assert "SIOD ERROR: something broke" in str(error.value)
+    assert "u1" in str(error.value) and "u2" in str(error.value)
+
+
+def test_failed_synthesis_leaves_no_corpus_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_failing_festival(tmp_path, monkeypatch)
+    out = tmp_path / "data" / "corpus"
+    with pytest.raises(FestivalError):
+        build_demo_corpus(TINY, out, workers=1)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_missing_festival_gives_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(festival, "FESTIVAL_EXECUTABLE", "festival-not-installed-here")
+    out = tmp_path / "corpus"
+    with pytest.raises(FestivalError, match="apt-get install festival festvox-us-slt-hts"):
+        build_demo_corpus(TINY, out, workers=1)
+    assert not out.exists()
