@@ -94,3 +94,15 @@ def warm_librosa() -> None:
 
     y = np.random.default_rng(0).standard_normal(22050).astype(np.float32)
     librosa.effects.trim(y, top_db=40.0, frame_length=1024, hop_length=256)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread in this process: on a busy 2-core machine more threads only contend
+    (Griffin-Lim and reference mels run 10-100x slower under contention)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

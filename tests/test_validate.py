@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import TEXTS, speech_like, write_corpus
+from conftest import SECONDS_PER_LETTER, TEXTS, speech_like, write_corpus
 from pipeline.config import DataConfig, data_config
 from pipeline.validate import ValidationResult, main, validate_corpus
 
@@ -177,6 +177,23 @@ def test_swapped_transcripts_of_very_different_length_are_rate_outliers(tmp_path
     assert_accepted(result, [i for i in GOOD_IDS if i != "utt_010"])
 
 
+def test_speaking_rate_is_judged_against_the_speakers_own_median(tmp_path, cfg):
+    """A fast talker is not an outlier: each speaker's rate is compared with that speaker's median."""
+    corpus = make_corpus(tmp_path / "c")
+    lines = [f"{line}|slow" for line in metadata_lines(corpus)]
+    for k, text in enumerate(TEXTS[:5]):
+        letters = sum(ch.isalpha() for ch in text)
+        y = speech_like(letters * SECONDS_PER_LETTER / 2.5, SR, seed=50 + k)
+        sf.write(wav(corpus, f"fast_{k}"), y, SR, subtype="PCM_16")
+        lines.append(f"fast_{k}|{text}|{text}|fast")
+    write_metadata(corpus, lines)
+    result = validate(corpus, cfg)
+    assert result.rejected.empty
+    assert_accepted(result, [*GOOD_IDS, *(f"fast_{k}" for k in range(5))])
+    rates = result.manifest.groupby("speaker")["chars_per_second"].median()
+    assert rates["fast"] > 2 * rates["slow"]
+
+
 def test_clip_of_a_fifth_of_a_second_is_rejected_as_too_short(tmp_path, cfg):
     corpus = make_corpus(tmp_path / "c", "short")
     sf.write(wav(corpus, "short"), speech_like(0.2, SR, seed=5, edge=0.0), SR, subtype="PCM_16")
@@ -192,6 +209,34 @@ def test_long_leading_silence_is_rejected_as_excess_silence(tmp_path, cfg):
     sf.write(wav(corpus, "silence"), np.concatenate([np.zeros(4 * sr, dtype=np.float32), y]), sr, subtype="PCM_16")
     result = validate(corpus, cfg)
     assert reasons(result) == {"silence": ["excess_silence"]}
+    assert_accepted(result, GOOD_IDS)
+
+
+def test_file_with_no_samples_is_rejected_as_empty_audio(tmp_path, cfg):
+    corpus = make_corpus(tmp_path / "c", "silent")
+    sf.write(wav(corpus, "silent"), np.zeros(0, dtype=np.float32), SR)
+    result = validate(corpus, cfg)
+    assert reasons(result) == {"silent": ["empty_audio"]}
+    assert "no samples" in result.rejected["details"].iloc[0]
+    assert_accepted(result, GOOD_IDS)
+
+
+def test_clip_longer_than_max_duration_is_rejected_as_too_long(tmp_path, cfg):
+    long_text = " ".join(TEXTS[:10])  # about 22 s at the fixture's speaking rate
+    corpus = write_corpus(tmp_path / "c", [*GOOD, ("long", long_text)])
+    result = validate(corpus, cfg)
+    assert reasons(result) == {"long": ["too_long"]}
+    assert "> max_duration 20.0 s" in result.rejected["details"].iloc[0]
+    assert_accepted(result, GOOD_IDS)
+
+
+@pytest.mark.parametrize("bad", ["../utt_001", "sub/utt_x"])
+def test_id_with_a_path_separator_is_rejected_as_bad_id(tmp_path, cfg, bad):
+    corpus = make_corpus(tmp_path / "c")
+    write_metadata(corpus, [*metadata_lines(corpus), f"{bad}|{EXTRA['brief']}|{EXTRA['brief']}"])
+    result = validate(corpus, cfg)
+    assert list(reasons(result)) == [bad]
+    assert "bad_id" in reasons(result)[bad]
     assert_accepted(result, GOOD_IDS)
 
 

@@ -1,0 +1,76 @@
+"""End to end: `dvc repro precompute` on a tiny user corpus, in a git+dvc copy of the project."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import TEXTS, write_corpus
+from pipeline.feature_store import FeatureStore
+
+VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's python, whose folder has dvc
+
+
+def run(repo: Path, *cmd: str) -> str:
+    """Run a command in `repo` with the venv first on PATH (so dvc's `python` is the venv's)."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def set_params(repo: Path, **changes: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in changes.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def test_dvc_repro_builds_features_and_reruns_only_what_changed(tmp_path, repo_copy):
+    repo = repo_copy
+    corpus = write_corpus(tmp_path / "my_corpus", [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)])
+    (repo / "dvc.lock").unlink(missing_ok=True)  # a fresh pipeline, not the working copy's last run
+    run(repo, "git", "init", "-q")
+    run(repo, str(VENV_BIN / "dvc"), "init", "-q")
+    # A user corpus, two worker processes, and an aligner trained for a token number of steps.
+    set_params(repo, data={"corpus": str(corpus)}, features={"workers": 2}, align={"steps": 2, "device": "cpu"})
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.email=test@hamgara", "-c", "user.name=test", "commit", "-qm", "tiny corpus")
+    dvc = str(VENV_BIN / "dvc")
+
+    # 1. A user corpus: validate and precompute run; the demo corpus stage is not built.
+    first = run(repo, dvc, "repro", "precompute")
+    assert ran_stages(first) == ["validate", "precompute"]
+    assert not (repo / "data" / "corpus").exists()
+    assert (repo / "data" / "features.zarr" / "zarr.json").is_file()
+    report = json.loads((repo / "reports" / "precompute.json").read_text())
+    assert report["utterances"] == len(TEXTS)
+    assert json.loads((repo / "reports" / "validation.json").read_text())["accepted"] == len(TEXTS)
+    store = FeatureStore(repo / "data" / "features.zarr")
+    assert len(store) == len(TEXTS) and store.group["mel"].shape[1] == 80
+
+    # 2. Nothing changed: nothing runs.
+    second = run(repo, dvc, "repro", "precompute")
+    assert ran_stages(second) == []
+    assert "Stage 'precompute' didn't change, skipping" in second
+    assert "Data and pipelines are up to date." in second
+
+    # 3. A features knob changed: precompute reruns, validate (which does not read it) does not.
+    manifest_before = (repo / "data" / "manifest.parquet").read_bytes()
+    set_params(repo, features={"n_mels": 64})
+    status = run(repo, dvc, "status", "validate", "precompute")
+    assert "precompute:" in status and "validate:" not in status
+    third = run(repo, dvc, "repro", "precompute")
+    assert ran_stages(third) == ["precompute"]
+    assert "Stage 'validate' didn't change, skipping" in third
+    assert (repo / "data" / "manifest.parquet").read_bytes() == manifest_before
+    assert FeatureStore(repo / "data" / "features.zarr").group["mel"].shape[1] == 64
