@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 PAD = "_"
+_STRESS = "ˈˌ"  # attached to the following phone: a stressed vowel is its own symbol
+_LENGTH = "ːˑ"  # attached to the preceding phone
 # Punctuation kept as symbols; Persian/Arabic comma, semicolon and question mark included.
 PUNCTUATION = ",.?!;:-\"'()«»،؛؟…"
 _QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})
@@ -83,7 +85,29 @@ def to_phonemes(texts: Sequence[str], language: str) -> list[list[str]]:
             "`apt-get install espeak-ng` or choose features.frontend: characters"
         ) from e
     out = backend.phonemize(list(texts), separator=Separator(word=" ", phone=""), strip=True, njobs=1)
-    return [list(_SPACES.sub(" ", p).strip()) for p in out]
+    return [split_ipa(_SPACES.sub(" ", p).strip()) for p in out]
+
+
+def split_ipa(ipa: str) -> list[str]:
+    """IPA string -> phone symbols: one per base character, with stress marks joined to the
+    next phone and length marks and combining diacritics joined to the previous one.
+
+    Keeping stress and length inside the phone symbol means every symbol is something that
+    takes time to say, which is what a duration can be assigned to.
+    """
+    out: list[str] = []
+    pending = ""
+    for ch in ipa:
+        if ch in _STRESS:
+            pending += ch
+        elif (ch in _LENGTH or unicodedata.category(ch) == "Mn") and out and out[-1] != " ":
+            out[-1] += ch
+        else:
+            out.append(pending + ch)
+            pending = ""
+    if pending:
+        out.append(pending)
+    return out
 
 
 def build_symbol_table(sequences: Iterable[Sequence[str]]) -> list[str]:

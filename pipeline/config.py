@@ -134,3 +134,36 @@ def data_config(params: dict[str, Any]) -> DataConfig:
 def features_config(params: dict[str, Any]) -> FeaturesConfig:
     """The `features` section as a typed config."""
     return _build(FeaturesConfig, params.get("features", {}), "features")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """The duration aligner trained inside precompute (model/aligner.py)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    hidden: int
+    attn_dim: int
+    temperature: float
+    prior_scaling: float
+    blank_logprob: float
+    pause_top_db: float
+    seed: int
+    device: str
+    outlier_mad: float
+    drop_flagged: bool
+    figures: int
+
+    def training_key(self) -> dict[str, Any]:
+        """The knobs that change the trained aligner (the rest only change how it is used)."""
+        return {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("device", "outlier_mad", "drop_flagged", "figures", "pause_top_db")
+        }
+
+
+def align_config(params: dict[str, Any]) -> AlignConfig:
+    """The `align` section as a typed config."""
+    return _build(AlignConfig, params.get("align", {}), "align")

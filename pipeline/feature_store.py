@@ -2,8 +2,10 @@
 
 Layout (DESIGN.md): `mel` [total_frames, n_mels] float32 chunked along frames,
 `mel_offsets` [n+1]; `tokens` [total_tokens] int32, `token_offsets` [n+1];
-`speaker`, `language`, `split` [n]; `trim_start` [n] seconds cut from the start of the
-audio by trimming; attrs hold ids, names, the symbol table, mel settings, normalisation
+`durations` [total_tokens] int32 frames per token (sum per utterance == its frames);
+`speaker`, `language`, `split` [n] (0 train, 1 val, 2 dropped by the aligner's outlier
+check); `align_score` [n] forward-sum loss per frame, `align_flagged` [n];
+`trim_start` [n] seconds cut from the start of the audio by trimming; attrs hold ids, names, the symbol table, mel settings, normalisation
 statistics and versions.
 
 Writing happens in a `.partial` folder beside the target with a ledger (`progress.json`)
@@ -17,6 +19,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,7 @@ import zarr
 
 from pipeline.atomic import atomic_path, write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 LEDGER = "progress.json"
 
 
@@ -109,36 +112,57 @@ class FeatureWriter:
                 led.mel_sumsq = (np.asarray(led.mel_sumsq) + (m * m).sum(0)).tolist()
         self._write_ledger()
 
-    def finalize(self, order: list[str], per_utt: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
-        """Reorder nothing, write offsets, per-utterance arrays and attrs, move into place.
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mel [frames, n_mels] and tokens of the i-th written utterance (partial store)."""
+        f = np.concatenate([[0], np.cumsum(self.ledger.frames)])
+        t = np.concatenate([[0], np.cumsum(self.ledger.n_tokens)])
+        return self.group["mel"][f[i] : f[i + 1]], self.group["tokens"][t[i] : t[i + 1]]
 
-        `order` must equal the ids written; `per_utt` maps names (speaker, language, split)
-        to arrays aligned with `order`.
+    def reader(self) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+        """`read` with the offsets computed once, for many reads."""
+        f = np.concatenate([[0], np.cumsum(self.ledger.frames)])
+        t = np.concatenate([[0], np.cumsum(self.ledger.n_tokens)])
+        mel, tokens = self.group["mel"], self.group["tokens"]
+        return lambda i: (mel[f[i] : f[i + 1]], tokens[t[i] : t[i + 1]])
+
+    def stats(self, exclude: list[int]) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per-channel mean and std of the training frames, leaving out utterances `exclude`
+        (indices of training utterances, e.g. those the aligner flagged), and the frame count."""
+        led = self.ledger
+        total = np.asarray(led.mel_sum)
+        total_sq = np.asarray(led.mel_sumsq)
+        n = led.train_frames
+        for i in exclude:
+            m = self.read(i)[0].astype(np.float64)
+            total = total - m.sum(0)
+            total_sq = total_sq - (m * m).sum(0)
+            n -= m.shape[0]
+        if n <= 0:
+            raise RuntimeError("no training frames: every utterance is in the validation split or dropped")
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 1e-8))
+        return mean, std, n
+
+    def finalize(self, per_utt: dict[str, np.ndarray], per_token: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+        """Write offsets, per-utterance and per-token arrays and attrs; move the store into place.
+
+        `per_utt` arrays align with the written ids, `per_token` arrays with `tokens`.
         """
         led = self.ledger
-        if led.ids != order:
-            raise RuntimeError("finalize: written ids differ from the manifest order")
         g = self.group
+        n_tokens = int(sum(led.n_tokens))
         g.create_array("mel_offsets", data=np.concatenate([[0], np.cumsum(led.frames)]).astype(np.int64), overwrite=True)
         g.create_array("token_offsets", data=np.concatenate([[0], np.cumsum(led.n_tokens)]).astype(np.int64), overwrite=True)
         g.create_array("trim_start", data=np.asarray(led.trim_start, dtype=np.float32), overwrite=True)
         for name, values in per_utt.items():
+            if len(values) != len(led.ids):
+                raise ValueError(f"finalize: {name} has {len(values)} values for {len(led.ids)} utterances")
             g.create_array(name, data=np.asarray(values), overwrite=True)
-        if led.train_frames == 0:
-            raise RuntimeError("no training frames: every utterance fell in the validation split")
-        mean = np.asarray(led.mel_sum) / led.train_frames
-        var = np.asarray(led.mel_sumsq) / led.train_frames - mean**2
-        std = np.sqrt(np.maximum(var, 1e-8))
-        g.attrs.update(
-            {
-                **attrs,
-                "ids": led.ids,
-                "mel_mean": mean.tolist(),
-                "mel_std": std.tolist(),
-                "train_frames": led.train_frames,
-                "format_version": FORMAT_VERSION,
-            }
-        )
+        for name, values in per_token.items():
+            if len(values) != n_tokens:
+                raise ValueError(f"finalize: {name} has {len(values)} values for {n_tokens} tokens")
+            g.create_array(name, data=np.asarray(values), chunks=(self.group["tokens"].chunks[0],), overwrite=True)
+        g.attrs.update({**attrs, "ids": led.ids, "format_version": FORMAT_VERSION})
         (self.partial / LEDGER).unlink()
         with atomic_path(self.target) as tmp:
             os.replace(self.partial, tmp)
@@ -171,6 +195,10 @@ class FeatureStore:
     def tokens(self, i: int) -> np.ndarray:
         """Token ids of utterance i."""
         return self.group["tokens"][self.token_offsets[i] : self.token_offsets[i + 1]]
+
+    def durations(self, i: int) -> np.ndarray:
+        """Frames per token of utterance i (sums to its frame count)."""
+        return self.group["durations"][self.token_offsets[i] : self.token_offsets[i + 1]]
 
     def frames(self) -> np.ndarray:
         """Frame count per utterance."""

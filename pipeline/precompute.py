@@ -26,11 +26,14 @@ from tqdm import tqdm
 
 from model.mel import LogMel, MelSettings
 from model.text import FrontendError, build_symbol_table, encode, to_characters, to_phonemes
-from pipeline.atomic import worker_count, write_json
+from pipeline.atomic import atomic_path, worker_count, write_json
 from pipeline.audio_facts import read_audio
-from pipeline.config import ConfigError, FeaturesConfig, features_config, load_params
+from pipeline.boundaries import corpus_accuracy
+from pipeline.config import AlignConfig, ConfigError, FeaturesConfig, align_config, features_config, load_params
+from pipeline.durations import Alignment, align_corpus
 from pipeline.feature_store import FORMAT_VERSION, FeatureWriter
-from pipeline.split import SPLIT_NAMES, TRAIN, split_of
+from pipeline.figures import alignment_figure
+from pipeline.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_of
 
 BATCH = 32  # utterances per parallel batch and per resume point
 
@@ -91,61 +94,109 @@ def text_symbols(manifest: pd.DataFrame, frontend: str) -> list[list[str]]:
 
 
 def fingerprint(cfg: FeaturesConfig, manifest_path: Path) -> str:
-    """Identifies a partial store's inputs: the features config, the manifest, the format."""
+    """Identifies the features' inputs: the features config (less knobs that do not change
+    the data), the manifest and the store format."""
     h = hashlib.sha256()
-    h.update(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode())
+    relevant = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("workers", "chunk_frames")}
+    h.update(json.dumps(relevant, sort_keys=True).encode())
     h.update(manifest_path.read_bytes())
     h.update(str(FORMAT_VERSION).encode())
     return h.hexdigest()
 
 
-def precompute(manifest_path: Path, out: Path, cfg: FeaturesConfig, progress: bool = True) -> dict[str, Any]:
-    """Build features.zarr from the manifest; returns the report. Resumes a killed run."""
-    t0 = time.perf_counter()
-    manifest = pd.read_parquet(manifest_path).reset_index(drop=True)
-    if manifest.empty:
-        raise ValueError(f"{manifest_path}: the manifest has no rows; see reports/rejected.csv")
-    symbols = text_symbols(manifest, cfg.frontend)
-    table = build_symbol_table(symbols)
+def _extract_features(
+    writer: FeatureWriter, manifest: pd.DataFrame, tokens: list[list[int]], splits: np.ndarray, cfg: FeaturesConfig, progress: bool
+) -> int:
+    """Mels for every manifest row not yet in the store, in parallel batches. Returns how many
+    were already there (resumed)."""
     ids = manifest["id"].tolist()
-    splits = np.array([split_of(i, cfg.val_share, cfg.split_salt) for i in ids], dtype=np.int8)
-
-    writer = FeatureWriter(out, fingerprint(cfg, manifest_path), cfg.n_mels, cfg.chunk_frames)
     done = writer.done
     todo = [i for i, utt_id in enumerate(ids) if utt_id not in done]
-    resumed = len(ids) - len(todo)
-    settings = mel_settings(cfg)
-    with Pool(worker_count(cfg.workers), initializer=_init_worker, initargs=(settings,)) as pool:
-        bar = tqdm(total=len(ids), initial=resumed, desc="precompute", unit="utt", disable=not progress)
+    with Pool(worker_count(cfg.workers), initializer=_init_worker, initargs=(mel_settings(cfg),)) as pool:
+        bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="features", unit="utt", disable=not progress)
         for b in range(0, len(todo), BATCH):
             rows = todo[b : b + BATCH]
             jobs = [(ids[i], manifest.loc[i, "audio"], cfg.sample_rate, cfg.trim_top_db, cfg.peak_norm) for i in rows]
             results = pool.map(_audio_job, jobs)
             writer.append(
                 [
-                    {
-                        "id": utt_id,
-                        "mel": mel,
-                        "tokens": encode(symbols[i], table),
-                        "trim_start": trim_start,
-                        "is_train": splits[i] == TRAIN,
-                    }
+                    {"id": utt_id, "mel": mel, "tokens": tokens[i], "trim_start": trim_start, "is_train": splits[i] == TRAIN}
                     for i, (utt_id, mel, trim_start) in zip(rows, results)
                 ]
             )
             bar.update(len(rows))
         bar.close()
+    return len(ids) - len(todo)
+
+
+def precompute(
+    manifest_path: Path,
+    out: Path,
+    cfg: FeaturesConfig,
+    acfg: AlignConfig,
+    figures: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build features.zarr (mels, tokens, durations, scores) from the manifest; returns the
+    report. Resumes a killed run; reuses a cached aligner when its inputs are unchanged."""
+    t0 = time.perf_counter()
+    manifest = pd.read_parquet(manifest_path).reset_index(drop=True)
+    if manifest.empty:
+        raise ValueError(f"{manifest_path}: the manifest has no rows; see reports/rejected.csv")
+    symbols = text_symbols(manifest, cfg.frontend)
+    table = build_symbol_table(symbols)
+    tokens = [encode(s, table) for s in symbols]
+    ids = manifest["id"].tolist()
+    splits = np.array([split_of(i, cfg.val_share, cfg.split_salt) for i in ids], dtype=np.int8)
+
+    key = fingerprint(cfg, manifest_path)
+    writer = FeatureWriter(out, key, cfg.n_mels, cfg.chunk_frames)
+    resumed = _extract_features(writer, manifest, tokens, splits, cfg, progress)
+    features_seconds = time.perf_counter() - t0
+
+    frames = np.asarray(writer.ledger.frames)
+    too_fast = [ids[i] for i in range(len(ids)) if frames[i] < sum(s != " " for s in symbols[i])]
+    if too_fast:
+        raise ValueError(
+            f"{len(too_fast)} utterance(s) have fewer mel frames than tokens, so no duration can give "
+            f"each token a frame: {', '.join(too_fast[:10])}. Check their transcripts."
+        )
+    mean, std, _ = writer.stats(exclude=[])
+    separators = frozenset(table.index(s) for s in (" ",) if s in table)
+    aligned = align_corpus(
+        writer.reader(), frames, len(table), separators, mean, std, acfg, key, out.parent / "aligner_cache", progress
+    )
+    flagged = aligned.flagged
+    if acfg.drop_flagged:
+        splits = np.where(flagged, DROPPED, splits).astype(np.int8)
+    dropped_train = [i for i in np.flatnonzero(flagged) if acfg.drop_flagged and split_of(ids[i], cfg.val_share, cfg.split_salt) == TRAIN]
+    mean, std, train_frames = writer.stats(exclude=dropped_train)
+
+    accuracy = corpus_accuracy(
+        ids,
+        [Path(a).parent.parent for a in manifest["audio"]],
+        manifest["normalized"].tolist(),
+        manifest["language"].tolist(),
+        symbols,
+        aligned.durations,
+        np.asarray(writer.ledger.trim_start),
+        cfg.hop_length / cfg.sample_rate,
+    )
+    if figures is not None:
+        _figures(figures, aligned, ids, symbols, acfg.figures)
 
     speakers = sorted(manifest["speaker"].unique().tolist())
     languages = sorted(manifest["language"].unique().tolist())
-    frames = np.asarray(writer.ledger.frames)
+    settings = mel_settings(cfg)
     writer.finalize(
-        ids,
         {
             "speaker": manifest["speaker"].map(speakers.index).to_numpy(np.int32),
             "language": manifest["language"].map(languages.index).to_numpy(np.int32),
             "split": splits,
+            "align_score": aligned.scores.astype(np.float32),
+            "align_flagged": flagged,
         },
+        {"durations": np.concatenate(aligned.durations).astype(np.int32)},
         {
             "symbols": table,
             "frontend": cfg.frontend,
@@ -154,25 +205,69 @@ def precompute(manifest_path: Path, out: Path, cfg: FeaturesConfig, progress: bo
             "split_names": list(SPLIT_NAMES),
             "mel": dataclasses.asdict(settings),
             "features": dataclasses.asdict(cfg),
+            "align": dataclasses.asdict(acfg),
             "texts": manifest["normalized"].tolist(),
+            "mel_mean": mean.tolist(),
+            "mel_std": std.tolist(),
+            "train_frames": int(train_frames),
             "versions": {"torch": torch.__version__, "torchaudio": torchaudio.__version__, "librosa": librosa.__version__},
         },
     )
     seconds = time.perf_counter() - t0
     audio_seconds = float(frames.sum()) * cfg.hop_length / cfg.sample_rate
+    new = len(ids) - resumed
     return {
         "utterances": len(ids),
         "train": int((splits == TRAIN).sum()),
-        "val": int((splits != TRAIN).sum()),
+        "val": int((splits == VAL).sum()),
+        "dropped": int((splits == DROPPED).sum()),
         "frames": int(frames.sum()),
         "hours": round(audio_seconds / 3600, 4),
         "symbols": len(table),
         "speakers": len(speakers),
         "resumed_utterances": resumed,
         "seconds": round(seconds, 2),
-        "utterances_per_second": round((len(ids) - resumed) / seconds, 2),
-        "audio_seconds_per_second": round(audio_seconds * (len(ids) - resumed) / len(ids) / seconds, 1),
+        "features_seconds": round(features_seconds, 2),
+        "utterances_per_second": round(new / features_seconds, 2),
+        "audio_seconds_per_second": round(audio_seconds * new / len(ids) / features_seconds, 1),
+        "align": {
+            "trained": aligned.trained,
+            "train_seconds": round(aligned.train_seconds, 2),
+            "extract_seconds": round(aligned.extract_seconds, 2),
+            "final_loss": round(aligned.final_loss, 4),
+            "score_median": round(float(np.median(aligned.scores)), 4),
+            "score_threshold": round(aligned.threshold, 4),
+            "flagged": int(flagged.sum()),
+            "flagged_ids": [ids[i] for i in np.flatnonzero(flagged)],
+            **accuracy,
+        },
     }
+
+
+def _figures(folder: Path, aligned: "Alignment", ids: list[str], symbols: list[list[str]], count: int) -> None:
+    for i, soft in sorted(aligned.soft.items())[:count]:
+        alignment_figure(
+            folder / f"alignment_{ids[i]}.png",
+            soft,
+            aligned.durations[i],
+            symbols[i],
+            f"{ids[i]}: soft alignment, Viterbi path (cyan); score {aligned.scores[i]:.3f}",
+        )
+
+
+def write_flagged(store: Path, path: Path) -> None:
+    """The aligner's flagged utterances, worst first, with score and transcript, for a person to check."""
+    from pipeline.feature_store import FeatureStore
+
+    fs = FeatureStore(store)
+    scores, flagged, split = fs.array("align_score"), fs.array("align_flagged"), fs.array("split")
+    rows = [
+        {"id": fs.ids[i], "score": round(float(scores[i]), 4), "split": SPLIT_NAMES[split[i]], "text": fs.attrs["texts"][i]}
+        for i in np.flatnonzero(flagged)
+    ]
+    rows.sort(key=lambda r: -r["score"])
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=["id", "score", "split", "text"]).to_csv(tmp, index=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,14 +277,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", default="data/manifest.parquet", help="manifest written by validate")
     ap.add_argument("--out", default="data/features.zarr", help="features store to write")
     ap.add_argument("--report", default="reports/precompute.json", help="metrics file to write")
+    ap.add_argument("--figures", default="reports/figures", help="folder for alignment figures")
+    ap.add_argument("--flagged", default="reports/align_flagged.csv", help="list of utterances the aligner flagged")
     args = ap.parse_args(argv)
     try:
-        cfg = features_config(load_params(args.params))
-        report = precompute(Path(args.manifest), Path(args.out), cfg)
+        params = load_params(args.params)
+        report = precompute(
+            Path(args.manifest), Path(args.out), features_config(params), align_config(params), Path(args.figures)
+        )
     except (ConfigError, FrontendError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_json(args.report, report)
+    write_flagged(Path(args.out), Path(args.flagged))
+    a = report["align"]
+    print(
+        f"aligner: {'trained' if a['trained'] else 'cached'}, {a['flagged']} utterance(s) flagged "
+        f"(score > {a['score_threshold']}; list: {args.flagged})"
+        + (f", word boundaries vs reference: median {a['word_boundary_median_ms']} ms, "
+           f"{a['word_boundary_within_50ms']:.1%} within 50 ms" if "word_boundary_median_ms" in a else "")
+    )
     print(
         f"precompute: {report['utterances']} utterances ({report['train']} train, {report['val']} val), "
         f"{report['hours'] * 60:.1f} min of audio, {report['symbols']} symbols, {report['seconds']} s "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
-TRAIN, VAL = 0, 1
-SPLIT_NAMES = ("train", "val")
+TRAIN, VAL, DROPPED = 0, 1, 2  # DROPPED: flagged by the aligner's outlier check
+SPLIT_NAMES = ("train", "val", "dropped")
 
 
 def split_of(utt_id: str, val_share: float, salt: str) -> int:
