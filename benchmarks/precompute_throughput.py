@@ -2,21 +2,21 @@
 
     python benchmarks/precompute_throughput.py [--manifest data/manifest.parquet] [--repeat 10]
 
-1. Throughput: Hamgara's precompute (parallel, phonemes + mels into zarr) and a serial
-   librosa loop (load+resample, trim, peak-normalize, mel, log) over the same files, in one
-   run; reports utterances/s, seconds of audio per second and the ratio.
-2. Memory: peak resident memory of precompute (main process + workers) on the corpus and
-   on the corpus repeated `--repeat` times, each in a fresh subprocess; bounded memory means
-   the ratio stays near 1 while the data grows `--repeat`-fold.
+1. Throughput: the feature half of Hamgara's precompute (parallel: phonemes, audio, mels
+   into zarr; `features_seconds` of its report, the aligner excluded) and a serial librosa
+   loop (load+resample, trim, peak-normalize, mel, log) over the same files, in one run;
+   reports utterances/s, seconds of audio per second and the ratio.
+2. Memory: peak resident memory of the whole precompute (features + aligner training and
+   extraction; main process and the largest worker) on the corpus and on the corpus
+   repeated `--repeat` times, each in a fresh subprocess; bounded memory means the ratio
+   stays near 1 while the data grows `--repeat`-fold.
 Prints a table and writes JSON (default benchmarks/results/precompute.json).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import features_config, load_params  # noqa: E402
+from pipeline.config import align_config, features_config, load_params  # noqa: E402
 from pipeline.precompute import precompute  # noqa: E402
 
 
@@ -65,8 +65,9 @@ def peak_memory_run(manifest: Path, params: Path, workdir: Path) -> dict:
     """Run precompute in a fresh subprocess; its peak RSS (self + workers) in MiB."""
     code = (
         "import json,resource,sys;from pathlib import Path;"
-        "from pipeline.config import features_config,load_params;from pipeline.precompute import precompute;"
-        f"r=precompute(Path({str(manifest)!r}),Path({str(workdir / 'f.zarr')!r}),features_config(load_params({str(params)!r})),progress=False);"
+        "from pipeline.config import align_config,features_config,load_params;from pipeline.precompute import precompute;"
+        f"p=load_params({str(params)!r});"
+        f"r=precompute(Path({str(manifest)!r}),Path({str(workdir / 'f.zarr')!r}),features_config(p),align_config(p),progress=False);"
         "s=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;c=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"
         "print(json.dumps({'utterances':r['utterances'],'seconds':r['seconds'],'main_peak_mib':round(s,1),'worker_peak_mib':round(c,1)}))"
     )
@@ -81,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/precompute.json"))
     args = ap.parse_args(argv)
-    cfg = features_config(load_params(args.params))
+    params = load_params(args.params)
+    cfg = features_config(params)
     manifest = Path(args.manifest)
     paths = pd.read_parquet(manifest)["audio"].tolist()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t0 = time.perf_counter()
-        report = precompute(manifest, tmp / "a.zarr", cfg, progress=False)
-        ours_s = time.perf_counter() - t0
+        report = precompute(manifest, tmp / "a.zarr", cfg, align_config(params), progress=False)
+        ours_s = report["features_seconds"]
         t0 = time.perf_counter()
         base_audio = librosa_serial(paths, cfg)
         base_s = time.perf_counter() - t0

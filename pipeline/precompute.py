@@ -1,9 +1,11 @@
-"""The `precompute` stage: manifest -> data/features.zarr (log-mels, token ids, split, stats).
+"""The `precompute` stage: manifest -> data/features.zarr (log-mels, token ids, durations, split, stats).
 
 Text: normalized text -> phonemes (espeak-ng) or characters -> ids with a stored symbol
 table. Audio: mono, resampled to features.sample_rate, trimmed, peak-normalized, log-mel.
 Batches are processed in parallel and appended to a resumable partial store; a killed run
-picks up at its last finished batch. Memory holds one batch, not the corpus.
+picks up at its last finished batch. Memory holds one batch, not the corpus. Then the
+aligner (model/aligner.py) is trained on the corpus, or loaded from its cache, and gives
+every token a duration and every utterance an alignment score; outliers are flagged.
 """
 from __future__ import annotations
 
