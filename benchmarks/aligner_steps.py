@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from pipeline.atomic import write_json  # noqa: E402
 from pipeline.boundaries import corpus_accuracy  # noqa: E402
 from pipeline.config import align_config, load_params  # noqa: E402
-from pipeline.durations import extract, train_aligner  # noqa: E402
+from pipeline.durations import Corpus, extract, train_aligner  # noqa: E402
 from pipeline.feature_store import FeatureStore  # noqa: E402
 
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = REPO / corpus
     frames = fs.frames()
     mean, std = np.asarray(fs.attrs["mel_mean"]), np.asarray(fs.attrs["mel_std"])
+    corpus_in = Corpus(lambda i: (fs.mel(i), fs.tokens(i)), frames, len(table), separators, mean, std)
     rows: list[dict] = []
     train_seconds = 0.0
     last = time.perf_counter()
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if step not in checkpoints:
             return
         train_seconds += time.perf_counter() - last
-        ex, _ = extract(model, lambda i: (fs.mel(i), fs.tokens(i)), frames, separators, mean, std, cfg, progress=False)
+        ex, _ = extract(model, corpus_in, cfg, progress=False)
         acc = corpus_accuracy(
             fs.ids, [corpus] * len(fs), fs.attrs["texts"], languages, symbols, ex.durations, fs.array("trim_start"), spf
         )
@@ -73,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         last = time.perf_counter()
 
     print(f"{'steps':>6} {'train s':>9} {'extract':>8} {'median ms':>10} {'mean ms':>9} {'<=20ms':>8} {'<=50ms':>8}")
-    train_aligner(
-        lambda i: (fs.mel(i), fs.tokens(i)), frames, len(table), separators, mean, std, cfg, progress=False, on_step=evaluate
-    )
+    train_aligner(corpus_in, cfg, progress=False, on_step=evaluate)
     write_json(args.out, {"store": args.store, "align": dataclasses.asdict(cfg), "rows": rows})
     print(f"-> {args.out}")
     return 0

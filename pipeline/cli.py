@@ -8,8 +8,10 @@ import sys
 STAGES = {
     "corpus": "synthesize the embedded demo corpus with festival (data/corpus)",
     "validate": "check every corpus row; write data/manifest.parquet and reports/",
-    "precompute": "log-mels, phoneme ids and split into data/features.zarr",
+    "precompute": "log-mels, phoneme ids, durations and split into data/features.zarr",
+    "model-info": "parameter counts of the model for every size and decoder",
 }
+MODULES = {"model-info": "model_info"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in STAGES:
         ap.parse_args(argv[:1] or ["--help"])
         return 2
-    module = importlib.import_module(f"pipeline.{argv[0]}")
+    module = importlib.import_module(f"pipeline.{MODULES.get(argv[0], argv[0])}")
     return int(module.main(argv[1:]))
 
 

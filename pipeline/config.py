@@ -8,9 +8,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
+
+if TYPE_CHECKING:  # torch-backed types; imported lazily so data stages do not load torch
+    from model.config import ModelConfig
+    from model.losses import LossWeights
+    from model.objective import LossSettings
 
 T = TypeVar("T")
 
@@ -167,3 +172,81 @@ class AlignConfig:
 def align_config(params: dict[str, Any]) -> AlignConfig:
     """The `align` section as a typed config."""
     return _build(AlignConfig, params.get("align", {}), "align")
+
+
+SIZE_KEYS = (
+    "d_model", "heads", "encoder_layers", "decoder_layers", "ff", "latent", "reference_channels",
+    "postnet_channels", "postnet_layers", "prenet_dim", "duration_channels",
+)
+MODEL_KEYS = ("decoder", "size", "reduction", "dropout", "prenet_dropout", "attention_window", "max_length_factor", "sizes")
+
+
+def model_config(
+    params: dict[str, Any],
+    n_symbols: int,
+    n_speakers: int,
+    n_languages: int,
+    n_mels: int,
+    optional_ids: tuple[int, ...] = (),
+) -> "ModelConfig":
+    """The `model` section, with its size preset expanded, plus the vocabulary sizes that the
+    features store knows."""
+    from model.config import ModelConfig
+
+    raw = params.get("model", {})
+    unknown = sorted(set(raw) - set(MODEL_KEYS))
+    missing = sorted(set(MODEL_KEYS) - set(raw))
+    if unknown or missing:
+        raise ConfigError(f"params.yaml `model`: unknown {unknown or '-'}, missing {missing or '-'}")
+    sizes = raw["sizes"]
+    if raw["size"] not in sizes:
+        raise ConfigError(f"params.yaml: model.size {raw['size']!r} is not one of {sorted(sizes)}")
+    preset = sizes[raw["size"]]
+    if sorted(preset) != sorted(SIZE_KEYS):
+        raise ConfigError(f"params.yaml: model.sizes.{raw['size']} needs exactly {', '.join(SIZE_KEYS)}")
+    try:
+        return ModelConfig(
+            decoder=raw["decoder"],
+            n_symbols=n_symbols,
+            n_speakers=n_speakers,
+            n_languages=n_languages,
+            n_mels=n_mels,
+            reduction=raw["reduction"],
+            dropout=raw["dropout"],
+            prenet_dropout=raw["prenet_dropout"],
+            attention_window=raw["attention_window"],
+            max_length_factor=raw["max_length_factor"],
+            optional_ids=optional_ids,
+            **preset,
+        )
+    except ValueError as e:
+        raise ConfigError(f"params.yaml `model`: {e}") from e
+
+
+def loss_settings(params: dict[str, Any], reduction: int) -> "LossSettings":
+    """How the loss terms are computed (params.yaml `train`)."""
+    from model.objective import LossSettings
+
+    t = params.get("train", {})
+    try:
+        return LossSettings(
+            huber_delta=t["huber_delta"],
+            mel_label_smoothing=t["mel_label_smoothing"],
+            stop_label_smoothing=t["stop_label_smoothing"],
+            stop_pos_weight=t["stop_pos_weight"],
+            attention_soften=t["attention_soften"],
+            reduction=reduction,
+        )
+    except KeyError as e:
+        raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None
+
+
+def loss_weights(params: dict[str, Any]) -> "LossWeights":
+    """The loss weights (params.yaml `train.*_loss_weight`)."""
+    from model.losses import LossWeights
+
+    t = params.get("train", {})
+    try:
+        return LossWeights(**{k: t[f"{k}_loss_weight"] for k in ("mel", "kl", "stop", "attention", "duration")})
+    except KeyError as e:
+        raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None

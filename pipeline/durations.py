@@ -28,6 +28,19 @@ from pipeline.config import AlignConfig
 Reader = Callable[[int], tuple[np.ndarray, np.ndarray]]  # index -> (mel [T, n_mels], tokens [N])
 
 
+@dataclass(frozen=True)
+class Corpus:
+    """What the aligner reads: utterances by index, their frame counts, the symbol table's
+    size, the ids of word separators, and the mel normalisation statistics."""
+
+    read: Reader
+    frames: np.ndarray
+    n_symbols: int
+    separators: frozenset[int]
+    mean: np.ndarray
+    std: np.ndarray
+
+
 @dataclass
 class Batch:
     """Padded tensors of a batch of utterances."""
@@ -44,23 +57,15 @@ class Batch:
     token_lens: list[int]
 
 
-def make_batch(
-    index: list[int],
-    read: Reader,
-    mean: np.ndarray,
-    std: np.ndarray,
-    prior_scaling: float,
-    separators: frozenset[int],
-    device: torch.device,
-) -> Batch:
+def make_batch(index: list[int], corpus: Corpus, prior_scaling: float, device: torch.device) -> Batch:
     """Read, normalize and pad utterances; attach their beta-binomial priors.
 
-    Word separators (`separators`, token ids) get no column in training: a word boundary is
+    Word separators (`corpus.separators`, token ids) get no column in training: a word boundary is
     not a sound, and a separator that must take frames steals them from the next word's first
     phone. At extraction they become optional pause holders (see `extract`).
     """
-    items = [read(i) for i in index]
-    aligned = [np.flatnonzero(~np.isin(tok, list(separators))) for _, tok in items]
+    items = [corpus.read(i) for i in index]
+    aligned = [np.flatnonzero(~np.isin(tok, list(corpus.separators))) for _, tok in items]
     t_max = max(m.shape[0] for m, _ in items)
     n_max = max(len(t) for _, t in items)
     m_max = max(len(a) for a in aligned)
@@ -68,14 +73,14 @@ def make_batch(
     tokens = np.zeros((b, n_max), dtype=np.int64)
     mask = np.zeros((b, n_max), dtype=bool)
     targets = np.zeros((b, m_max), dtype=np.int64)
-    mels = np.zeros((b, t_max, mean.shape[0]), dtype=np.float32)
+    mels = np.zeros((b, t_max, corpus.mean.shape[0]), dtype=np.float32)
     prior = np.zeros((b, t_max, n_max), dtype=np.float32)
     for k, ((mel, tok), pos) in enumerate(zip(items, aligned)):
         t = mel.shape[0]
         tokens[k, : len(tok)] = tok
         mask[k, pos] = True
         targets[k, : len(pos)] = pos + 1
-        mels[k, :t] = (mel - mean) / std
+        mels[k, :t] = (mel - corpus.mean) / corpus.std
         prior[k][:t, pos] = beta_binomial_log_prior(len(pos), t, prior_scaling)
     return Batch(
         index=list(index),
@@ -114,12 +119,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train_aligner(
-    read: Reader,
-    frames: np.ndarray,
-    n_symbols: int,
-    separators: frozenset[int],
-    mean: np.ndarray,
-    std: np.ndarray,
+    corpus: Corpus,
     cfg: AlignConfig,
     progress: bool = True,
     on_step: Callable[[int, Aligner], None] | None = None,
@@ -130,16 +130,16 @@ def train_aligner(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)
-    model = Aligner(n_symbols, mean.shape[0], cfg.hidden, cfg.attn_dim, cfg.temperature).to(device)
+    model = Aligner(corpus.n_symbols, corpus.mean.shape[0], cfg.hidden, cfg.attn_dim, cfg.temperature).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-6)
     history: list[float] = []
     bar = tqdm(total=cfg.steps, desc="aligner", unit="step", disable=not progress)
     model.train()
     while len(history) < cfg.steps:
-        for index in length_batches(frames, cfg.batch_size, rng):
+        for index in length_batches(corpus.frames, cfg.batch_size, rng):
             if len(history) >= cfg.steps:
                 break
-            batch = make_batch(index, read, mean, std, cfg.prior_scaling, separators, device)
+            batch = make_batch(index, corpus, cfg.prior_scaling, device)
             log_attn = model(batch.tokens, batch.mels, batch.token_mask, batch.log_prior)
             loss = _loss(log_attn, batch, cfg).mean()
             opt.zero_grad(set_to_none=True)
@@ -169,11 +169,7 @@ class Extraction:
 @torch.no_grad()
 def extract(
     model: Aligner,
-    read: Reader,
-    frames: np.ndarray,
-    separators: frozenset[int],
-    mean: np.ndarray,
-    std: np.ndarray,
+    corpus: Corpus,
     cfg: AlignConfig,
     progress: bool = True,
     keep_soft: set[int] | None = None,
@@ -185,13 +181,13 @@ def extract(
     t0 = time.perf_counter()
     device = next(model.parameters()).device
     model.eval()
-    n = len(frames)
+    n = len(corpus.frames)
     durations: list[np.ndarray | None] = [None] * n
     scores = np.zeros(n, dtype=np.float32)
     soft: dict[int, np.ndarray] = {}
     bar = tqdm(total=n, desc="durations", unit="utt", disable=not progress)
-    for index in length_batches(frames, cfg.batch_size, None):
-        batch = make_batch(index, read, mean, std, cfg.prior_scaling, separators, device)
+    for index in length_batches(corpus.frames, cfg.batch_size, None):
+        batch = make_batch(index, corpus, cfg.prior_scaling, device)
         log_attn = model(batch.tokens, batch.mels, batch.token_mask, batch.log_prior)
         loss = _loss(log_attn, batch, cfg)
         lp = frame_log_probs(log_attn, batch.token_mask, cfg.blank_logprob).float().cpu().numpy()
@@ -199,7 +195,7 @@ def extract(
             t, n = int(batch.frame_lens[k]), batch.token_lens[k]
             separator = ~np.isin(np.arange(n), batch.aligned[k])
             # A separator may hold a pause: silent frames, scored as the blank scores them.
-            mel = batch.mels[k, :t].float().cpu().numpy() * std + mean
+            mel = batch.mels[k, :t].float().cpu().numpy() * corpus.std + corpus.mean
             energy = mel.mean(1)
             silent = energy < energy.max() - cfg.pause_top_db * np.log(10) / 20  # dB -> log-magnitude
             pause_lp = np.where(silent, lp[k][:t, 0], -np.inf)
@@ -253,12 +249,7 @@ def cache_key(features_key: str, cfg: AlignConfig, n_symbols: int) -> str:
 
 
 def align_corpus(
-    read: Reader,
-    frames: np.ndarray,
-    n_symbols: int,
-    separators: frozenset[int],
-    mean: np.ndarray,
-    std: np.ndarray,
+    corpus: Corpus,
     cfg: AlignConfig,
     features_key: str,
     cache: Path,
@@ -269,13 +260,13 @@ def align_corpus(
     The cache is keyed on the features and the training knobs, so rerunning precompute for
     a change that leaves both alone (outlier threshold, figures, workers) does not retrain.
     """
-    key = cache_key(features_key, cfg, n_symbols)
+    key = cache_key(features_key, cfg, corpus.n_symbols)
     path = cache / f"aligner-{key}.pt"
     trained = not path.is_file()
     t0 = time.perf_counter()
-    model = Aligner(n_symbols, mean.shape[0], cfg.hidden, cfg.attn_dim, cfg.temperature)
+    model = Aligner(corpus.n_symbols, corpus.mean.shape[0], cfg.hidden, cfg.attn_dim, cfg.temperature)
     if trained:
-        model, history = train_aligner(read, frames, n_symbols, separators, mean, std, cfg, progress)
+        model, history = train_aligner(corpus, cfg, progress)
         final_loss = float(np.mean(history[-50:]))
         with atomic_path(path) as tmp:
             torch.save({"state_dict": model.state_dict(), "final_loss": final_loss, "config": cfg.training_key()}, tmp)
@@ -286,7 +277,8 @@ def align_corpus(
         final_loss = float(saved["final_loss"])
     train_seconds = time.perf_counter() - t0
     rng = np.random.default_rng(cfg.seed)
-    show = set(rng.choice(len(frames), size=min(cfg.figures, len(frames)), replace=False).tolist())
-    ex, soft = extract(model, read, frames, separators, mean, std, cfg, progress, keep_soft=show)
+    n = len(corpus.frames)
+    show = set(rng.choice(n, size=min(cfg.figures, n), replace=False).tolist())
+    ex, soft = extract(model, corpus, cfg, progress, keep_soft=show)
     flagged, threshold = flag_outliers(ex.scores, cfg.outlier_mad)
     return Alignment(ex.durations, ex.scores, flagged, threshold, soft, trained, train_seconds, ex.seconds, final_loss)

@@ -1,0 +1,187 @@
+"""Transformer building blocks with explicit masks, attention weights and a key/value cache.
+
+Masks are boolean and True where a position is real (or may be attended); every layer
+zeroes padded positions on its way out, so what sits in padding never reaches a real
+position and an utterance computes the same alone as in a batch.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """[B] lengths -> [B, max_len] bool, True on the first `length` positions."""
+    max_len = int(lengths.max()) if max_len is None else max_len
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class PositionalEncoding(nn.Module):
+    """Sinusoidal positions scaled by a learned factor (Transformer-TTS): text and mel
+    positions live on different scales, and the model learns how much position to add."""
+
+    def __init__(self, d_model: int, max_len: int = 8192) -> None:
+        super().__init__()
+        pos = torch.arange(max_len)[:, None]
+        div = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
+        self.register_buffer("pe", pe, persistent=False)
+        self.alpha = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return x + self.alpha * self.pe[offset : offset + x.size(1)][None]
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention that returns its weights (the attention loss needs them)."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.d_head = d_model // heads
+        self.q = nn.Linear(d_model, d_model)
+        self.k = nn.Linear(d_model, d_model)
+        self.v = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.d_head).transpose(1, 2)  # [B, H, T, Dh]
+
+    def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of `memory` [B, S, D] (cacheable: they do not depend on the query)."""
+        return self._split(self.k(memory)), self._split(self.v(memory))
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key_value: tuple[torch.Tensor, torch.Tensor],
+        allowed: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """query [B, Tq, D]; key_value from `project_kv` [B, H, Tk, Dh]; allowed [B, Tq, Tk] or
+        broadcastable, True where the query may look. Returns output [B, Tq, D] and weights
+        [B, H, Tq, Tk]. A query with nothing allowed (a padded query) gets zero weights."""
+        k, v = key_value
+        q = self._split(self.q(query))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
+        allowed = allowed.unsqueeze(1) if allowed.dim() == 3 else allowed
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all -inf rows -> 0
+        out = self.dropout(weights) @ v
+        b, h, t, dh = out.shape
+        return self.out(out.transpose(1, 2).reshape(b, t, h * dh)), weights
+
+
+class FeedForward(nn.Module):
+    """Position-wise two-layer MLP."""
+
+    def __init__(self, d_model: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention + feed-forward over real positions only."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, heads, dropout)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ff = FeedForward(d_model, ff, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        allowed = mask[:, None, :] & mask[:, :, None]
+        a, _ = self.attn(h, self.attn.project_kv(h), allowed)
+        x = x + self.drop(a)
+        x = x + self.drop(self.ff(self.norm2(x)))
+        return x * mask[..., None]
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm causal self-attention, cross-attention to the text, feed-forward.
+
+    Self-attention keys/values can be cached step by step for synthesis."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.ff = FeedForward(d_model, ff, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        self_allowed: torch.Tensor,
+        memory_kv: tuple[torch.Tensor, torch.Tensor],
+        cross_allowed: torch.Tensor,
+        step_mask: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, Tq, D] (all steps in training, the new step at synthesis). With `cache`, this
+        step's self-attention keys/values are appended to it and attention runs over all
+        cached steps. Returns the output and the cross-attention weights [B, H, Tq, N]."""
+        h = self.norm1(x)
+        k, v = self.self_attn.project_kv(h)
+        if cache is not None:
+            if "k" in cache:
+                k = torch.cat([cache["k"], k], dim=2)
+                v = torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        a, _ = self.self_attn(h, (k, v), self_allowed)
+        x = x + self.drop(a)
+        c, weights = self.cross_attn(self.norm2(x), memory_kv, cross_allowed)
+        x = x + self.drop(c)
+        x = x + self.drop(self.ff(self.norm3(x)))
+        return x * step_mask[..., None], weights
+
+
+class Prenet(nn.Module):
+    """Two bottleneck layers with strong dropout: the decoder must not lean on its own
+    previous frame too hard, or it never learns to listen to the text (Tacotron 2)."""
+
+    def __init__(self, d_in: int, d_hidden: int, d_out: int, dropout: float) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(d_in, d_hidden)
+        self.l2 = nn.Linear(d_hidden, d_hidden)
+        self.proj = nn.Linear(d_hidden, d_out)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(F.relu(self.l1(x)), self.p, training=self.training)
+        x = F.dropout(F.relu(self.l2(x)), self.p, training=self.training)
+        return self.proj(x)
+
+
+class Postnet(nn.Module):
+    """Residual convolutional refinement of the decoder's mel [B, T, n_mels], masked."""
+
+    def __init__(self, n_mels: int, channels: int, layers: int, dropout: float, kernel: int = 5) -> None:
+        super().__init__()
+        dims = [n_mels] + [channels] * (layers - 1) + [n_mels]
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in zip(dims[:-1], dims[1:]))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask[:, None, :].to(mel.dtype)
+        x = mel.transpose(1, 2) * m
+        for i, conv in enumerate(self.convs):
+            x = conv(x) * m
+            if i < len(self.convs) - 1:
+                x = self.drop(torch.tanh(x))
+        return mel + x.transpose(1, 2)

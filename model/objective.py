@@ -1,0 +1,58 @@
+"""From model outputs and a batch to the raw loss terms (model/losses.py defines each term)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from model.losses import (
+    attention_alignment_error,
+    attention_loss,
+    attention_targets,
+    duration_loss,
+    kl_loss,
+    mel_loss,
+    stop_loss,
+    stop_targets,
+)
+from model.tts import TTSBatch, TTSOutput
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """How each term is computed (params.yaml `train`)."""
+
+    huber_delta: float
+    mel_label_smoothing: float
+    stop_label_smoothing: float
+    stop_pos_weight: float
+    attention_soften: float
+    reduction: int
+
+
+def raw_losses(out: TTSOutput, batch: TTSBatch, s: LossSettings) -> dict[str, torch.Tensor | None]:
+    """Each term, unweighted. `stop` and `attention` are None for the parallel decoder: they
+    do not apply to it, which is not the same as being zero."""
+    terms: dict[str, torch.Tensor | None] = {
+        "mel": mel_loss(out.mel_pre, out.mel_post, batch.mels, batch.frame_mask, s.huber_delta, s.mel_label_smoothing),
+        "kl": kl_loss(out.mu, out.logvar),
+        "duration": duration_loss(out.log_durations, batch.durations, batch.token_mask),
+        "stop": None,
+        "attention": None,
+    }
+    if out.stop_logits is not None and out.step_mask is not None:
+        targets = stop_targets(batch.frame_mask, s.reduction)
+        terms["stop"] = stop_loss(out.stop_logits, targets, out.step_mask, s.stop_pos_weight, s.stop_label_smoothing)
+    if out.attention is not None and out.step_mask is not None:
+        targets = attention_targets(batch.durations, batch.token_mask, batch.frame_mask, s.reduction, s.attention_soften)
+        terms["attention"] = attention_loss(out.attention, targets, out.step_mask, batch.token_mask)
+    return terms
+
+
+def alignment_error(out: TTSOutput, batch: TTSBatch, reduction: int) -> torch.Tensor | None:
+    """Mean distance in tokens between where the decoder attends and where the durations say
+    it should (autoregressive decoder only)."""
+    if out.attention is None or out.step_mask is None:
+        return None
+    targets = attention_targets(batch.durations, batch.token_mask, batch.frame_mask, reduction, 0.0)
+    return attention_alignment_error(out.attention, targets, out.step_mask)

@@ -1,0 +1,141 @@
+"""The acoustic model's contracts, on random tiny batches: masks, causality, the cache,
+and synthesis that ends."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from model.config import ModelConfig
+from model.tts import HamgaraTTS, TTSBatch
+
+DECODERS = ("autoregressive", "parallel")
+
+
+def small_config(decoder: str, **changes: object) -> ModelConfig:
+    """A model small enough to run many times per test on a CPU."""
+    cfg = ModelConfig(
+        decoder=decoder, n_symbols=30, n_speakers=2, n_languages=2, n_mels=16, d_model=32, heads=2,
+        encoder_layers=2, decoder_layers=2, ff=64, latent=4, reference_channels=16, postnet_channels=16,
+        postnet_layers=3, prenet_dim=16, duration_channels=16, dropout=0.1, prenet_dropout=0.5,
+        reduction=2, attention_window=2, max_length_factor=2.0, optional_ids=(1,),
+    )
+    return dataclasses.replace(cfg, **changes)
+
+
+def make_batch(token_lens: list[int], frame_lens: list[int], n_mels: int = 16, seed: int = 0) -> TTSBatch:
+    """Random tokens and mels with durations that sum to each utterance's frames."""
+    g = torch.Generator().manual_seed(seed)
+    b, n, t = len(token_lens), max(token_lens), max(frame_lens)
+    tokens = torch.zeros(b, n, dtype=torch.long)
+    durations = torch.zeros(b, n, dtype=torch.long)
+    for i, (nt, nf) in enumerate(zip(token_lens, frame_lens)):
+        tokens[i, :nt] = torch.randint(2, 30, (nt,), generator=g)
+        cuts = torch.sort(torch.randperm(nf - 1, generator=g)[: nt - 1] + 1).values
+        bounds = torch.cat([torch.tensor([0]), cuts, torch.tensor([nf])])
+        durations[i, :nt] = bounds[1:] - bounds[:-1]
+    token_mask = torch.arange(n)[None] < torch.tensor(token_lens)[:, None]
+    frame_mask = torch.arange(t)[None] < torch.tensor(frame_lens)[:, None]
+    mels = torch.randn(b, t, n_mels, generator=g) * frame_mask[..., None]
+    return TTSBatch(tokens, token_mask, torch.arange(b) % 2, torch.arange(b) % 2, mels, frame_mask, durations)
+
+
+def take(batch: TTSBatch, i: int) -> TTSBatch:
+    """Utterance i alone, cut to its own lengths."""
+    n, t = int(batch.token_mask[i].sum()), int(batch.frame_mask[i].sum())
+    return TTSBatch(
+        batch.tokens[i : i + 1, :n], batch.token_mask[i : i + 1, :n], batch.speakers[i : i + 1],
+        batch.languages[i : i + 1], batch.mels[i : i + 1, :t], batch.frame_mask[i : i + 1, :t],
+        batch.durations[i : i + 1, :n],
+    )
+
+
+def model_for(decoder: str) -> HamgaraTTS:
+    torch.manual_seed(0)
+    return HamgaraTTS(small_config(decoder)).eval()
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_an_utterance_computes_the_same_alone_and_in_a_padded_batch(decoder: str) -> None:
+    model = model_for(decoder)
+    batch = make_batch([6, 11, 9], [14, 31, 22])
+    together = model(batch)
+    alone = model(take(batch, 0))
+    torch.testing.assert_close(together.mel_post[0, :14], alone.mel_post[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(together.log_durations[0, :6], alone.log_durations[0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_what_sits_in_padding_changes_nothing(decoder: str) -> None:
+    model = model_for(decoder)
+    batch = make_batch([6, 11], [14, 31])
+    noisy = dataclasses.replace(
+        batch,
+        tokens=torch.where(batch.token_mask, batch.tokens, torch.randint(2, 30, batch.tokens.shape)),
+        mels=torch.where(batch.frame_mask[..., None], batch.mels, 100 * torch.randn_like(batch.mels)),
+    )
+    torch.testing.assert_close(model(batch).mel_post[0, :14], model(noisy).mel_post[0, :14], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_changing_the_real_tokens_changes_the_output(decoder: str) -> None:
+    model = model_for(decoder)
+    batch = make_batch([6, 11], [14, 31])
+    other = batch.tokens.clone()
+    other[0, :6] = (other[0, :6] + 7) % 28 + 2
+    changed = dataclasses.replace(batch, tokens=other)
+    diff = (model(batch).mel_post[0, :14] - model(changed).mel_post[0, :14]).abs().max()
+    assert diff > 1e-3
+
+
+def test_autoregressive_output_at_a_frame_ignores_later_frames() -> None:
+    model = model_for("autoregressive")
+    batch = make_batch([8], [30])
+    memory = model.encoder(batch.tokens, batch.token_mask, batch.languages, batch.speakers)
+    latent = torch.zeros(1, 4)
+    base = model.decoder(batch.mels, batch.frame_mask, memory, batch.token_mask, latent).mel
+    for k in (3, 7, 12):  # change every input frame from frame 2k on
+        mels = batch.mels.clone()
+        mels[:, 2 * k :] += torch.randn_like(mels[:, 2 * k :])
+        out = model.decoder(mels, batch.frame_mask, memory, batch.token_mask, latent).mel
+        # Step s (frames 2s, 2s+1) sees frames before 2s only: steps 0..k are unchanged.
+        torch.testing.assert_close(out[:, : 2 * (k + 1)], base[:, : 2 * (k + 1)], atol=1e-5, rtol=1e-4)
+        assert (out[:, 2 * (k + 1) :] - base[:, 2 * (k + 1) :]).abs().max() > 1e-4
+
+
+def test_cached_synthesis_equals_the_teacher_forced_pass_on_its_own_frames() -> None:
+    model = model_for("autoregressive")
+    batch = make_batch([9], [30])
+    memory = model.encoder(batch.tokens, batch.token_mask, batch.languages, batch.speakers)
+    latent = torch.randn(1, 4)
+    mel, lengths, _, windows = model.decoder.generate(memory, batch.token_mask, latent, batch.durations, 1.0)
+    frame_mask = torch.ones(1, mel.size(1), dtype=torch.bool)
+    forced = model.decoder(mel, frame_mask, memory, batch.token_mask, latent, cross_allowed=windows).mel
+    torch.testing.assert_close(forced, mel, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_synthesis_of_unseen_text_ends_with_a_plausible_length(decoder: str) -> None:
+    model = model_for(decoder)
+    batch = make_batch([7, 12], [20, 36], seed=3)
+    out = model.synthesize(batch.tokens, batch.token_mask, batch.languages, batch.speakers)
+    predicted = out.durations.sum(1)
+    assert torch.all(out.lengths > 0)
+    # An untrained stop rarely fires: the length cap (max_length_factor x predicted) ends the run.
+    cap = torch.ceil(2.0 * predicted / 2).long() * 2
+    assert torch.all(out.lengths <= cap)
+    if decoder == "parallel":
+        assert torch.equal(out.lengths, predicted)
+    real = out.durations[batch.token_mask & (batch.tokens != 1)]
+    assert real.min() >= 1  # no phone is skipped
+
+
+def test_synthesis_takes_the_style_latent_from_a_reference_mel() -> None:
+    model = model_for("parallel")
+    batch = make_batch([7], [20])
+    plain = model.synthesize(batch.tokens, batch.token_mask, batch.languages, batch.speakers)
+    styled = model.synthesize(
+        batch.tokens, batch.token_mask, batch.languages, batch.speakers, reference=(batch.mels, batch.frame_mask)
+    )
+    assert (plain.mel - styled.mel).abs().max() > 1e-4
