@@ -38,7 +38,8 @@ from pipeline.feature_store import FORMAT_VERSION, FeatureWriter
 from pipeline.figures import alignment_figure
 from pipeline.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_of
 
-BATCH = 32  # utterances per parallel batch and per resume point
+BATCH = 32  # utterances appended at a time: the resume point
+WINDOW = 16 * BATCH  # utterances in flight at most
 
 _MEL: LogMel | None = None  # one per worker process, built by the pool initializer
 
@@ -110,24 +111,33 @@ def fingerprint(cfg: FeaturesConfig, manifest_path: Path) -> str:
 def _extract_features(
     writer: FeatureWriter, manifest: pd.DataFrame, tokens: list[list[int]], splits: np.ndarray, cfg: FeaturesConfig, progress: bool
 ) -> int:
-    """Mels for every manifest row not yet in the store, in parallel batches. Returns how many
-    were already there (resumed)."""
+    """Mels for every manifest row not yet in the store, in parallel. Returns how many were
+    already there (resumed).
+
+    Results stream in order while the workers keep going, and are appended every BATCH
+    utterances (the resume point); a window of WINDOW utterances at a time bounds how many
+    finished mels can wait in memory.
+    """
     ids = manifest["id"].tolist()
     done = writer.done
     todo = [i for i, utt_id in enumerate(ids) if utt_id not in done]
+    audio = manifest["audio"].tolist()
     with Pool(worker_count(cfg.workers), initializer=_init_worker, initargs=(mel_settings(cfg),)) as pool:
         bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="features", unit="utt", disable=not progress)
-        for b in range(0, len(todo), BATCH):
-            rows = todo[b : b + BATCH]
-            jobs = [(ids[i], manifest.loc[i, "audio"], cfg.sample_rate, cfg.trim_top_db, cfg.peak_norm) for i in rows]
-            results = pool.map(_audio_job, jobs)
-            writer.append(
-                [
+        for w in range(0, len(todo), WINDOW):
+            rows = todo[w : w + WINDOW]
+            jobs = [(ids[i], audio[i], cfg.sample_rate, cfg.trim_top_db, cfg.peak_norm) for i in rows]
+            pending: list[dict[str, Any]] = []
+            for i, (utt_id, mel, trim_start) in zip(rows, pool.imap(_audio_job, jobs, chunksize=4)):
+                pending.append(
                     {"id": utt_id, "mel": mel, "tokens": tokens[i], "trim_start": trim_start, "is_train": splits[i] == TRAIN}
-                    for i, (utt_id, mel, trim_start) in zip(rows, results)
-                ]
-            )
-            bar.update(len(rows))
+                )
+                if len(pending) == BATCH:
+                    writer.append(pending)
+                    bar.update(len(pending))
+                    pending = []
+            writer.append(pending)
+            bar.update(len(pending))
         bar.close()
     return len(ids) - len(todo)
 
