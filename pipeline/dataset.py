@@ -1,0 +1,127 @@
+"""Training data from features.zarr: random access per utterance, length-bucketed batches.
+
+The store is opened lazily in each process (DataLoader workers included), and each item
+reads only its own slices. Batches group utterances of similar length so that little of a
+batch is padding; the order of batches is shuffled per epoch from a seed, and a batch list
+can be sharded over data-parallel ranks (every rank gets the same number of batches).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from model.tts import TTSBatch
+from pipeline.feature_store import FeatureStore
+
+
+class FeatureDataset(Dataset):
+    """Utterances of the given splits (codes of pipeline/split.py), mels normalized with the
+    store's training-split statistics."""
+
+    def __init__(self, path: str | Path, splits: Sequence[int]) -> None:
+        self.path = Path(path)
+        store = FeatureStore(self.path)
+        self.indices = np.flatnonzero(np.isin(store.array("split"), list(splits)))
+        self.frames = store.frames()[self.indices]
+        self.mean = np.asarray(store.attrs["mel_mean"], dtype=np.float32)
+        self.std = np.asarray(store.attrs["mel_std"], dtype=np.float32)
+        self.speaker = store.array("speaker")
+        self.language = store.array("language")
+        self._store: FeatureStore | None = None  # opened per process, on first use
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        if self._store is None:
+            self._store = FeatureStore(self.path)
+        i = int(self.indices[k])
+        mel = (self._store.mel(i) - self.mean) / self.std
+        return {
+            "index": i,
+            "tokens": torch.from_numpy(self._store.tokens(i).astype(np.int64)),
+            "durations": torch.from_numpy(self._store.durations(i).astype(np.int64)),
+            "mel": torch.from_numpy(mel.astype(np.float32)),
+            "speaker": int(self.speaker[i]),
+            "language": int(self.language[i]),
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> tuple[TTSBatch, float]:
+    """Pad a list of items into a TTSBatch; also the share of the mel frames that is padding."""
+    b = len(items)
+    n = max(len(it["tokens"]) for it in items)
+    t = max(it["mel"].shape[0] for it in items)
+    m = items[0]["mel"].shape[1]
+    tokens = torch.zeros(b, n, dtype=torch.long)
+    durations = torch.zeros(b, n, dtype=torch.long)
+    mels = torch.zeros(b, t, m)
+    token_lens = torch.tensor([len(it["tokens"]) for it in items])
+    frame_lens = torch.tensor([it["mel"].shape[0] for it in items])
+    for k, it in enumerate(items):
+        tokens[k, : token_lens[k]] = it["tokens"]
+        durations[k, : token_lens[k]] = it["durations"]
+        mels[k, : frame_lens[k]] = it["mel"]
+    batch = TTSBatch(
+        tokens=tokens,
+        token_mask=torch.arange(n)[None, :] < token_lens[:, None],
+        speakers=torch.tensor([it["speaker"] for it in items]),
+        languages=torch.tensor([it["language"] for it in items]),
+        mels=mels,
+        frame_mask=torch.arange(t)[None, :] < frame_lens[:, None],
+        durations=durations,
+    )
+    return batch, 1.0 - float(frame_lens.sum()) / (b * t)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length utterances; shuffled per epoch; sharded over ranks.
+
+    Utterances are ordered by length (ties broken by a seeded shuffle), cut into batches, and
+    the batches shuffled (seed + epoch). With `world_size` > 1 each rank takes every
+    world_size-th batch, the list first padded by repeating batches so that every rank gets
+    the same count (DistributedSampler's contract)."""
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order __iter__ yields."""
+        self.epoch = epoch
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches for `epoch`, deterministically."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        order = order[np.argsort(self.lengths[order], kind="stable")]
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[j] for j in rng.permutation(len(batches))]
+        if self.world_size > 1:
+            short = -len(batches) % self.world_size
+            batches = batches + batches[:short]
+            batches = batches[self.rank :: self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches(self.epoch))
+
+    def __len__(self) -> int:
+        n = -(-len(self.lengths) // self.batch_size)
+        return -(-n // self.world_size)

@@ -1,0 +1,40 @@
+"""The learning-rate schedule of the training recipe, as one pure function of the step.
+
+Linear warm-up from `min_lr` to the peak, then cosine annealing with warm restarts (SGDR): cycles of
+`restart_period` steps, each `restart_mult` times longer than the last, each falling from
+the peak to `min_lr`. A plateau on the validation loss multiplies the peak by `plateau_factor`
+(the trainer keeps that scale); the floor stays `min_lr`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """params.yaml `train`: lr, warmup_steps, restart_period, restart_mult, min_lr."""
+
+    lr: float
+    warmup_steps: int
+    restart_period: int
+    restart_mult: float
+    min_lr: float
+
+
+def cycle_position(t: int, period: int, mult: float) -> tuple[int, int]:
+    """(steps into the current cycle, length of the current cycle) for t steps after warm-up."""
+    length = period
+    while t >= length:
+        t -= length
+        length = max(1, int(round(length * mult)))
+    return t, length
+
+
+def lr_at(step: int, cfg: ScheduleConfig, scale: float = 1.0) -> float:
+    """Learning rate at optimizer step `step` (0-based); `scale` is the plateau reduction so far."""
+    peak = max(cfg.lr * scale, cfg.min_lr)
+    if step < cfg.warmup_steps:
+        return cfg.min_lr + (peak - cfg.min_lr) * (step + 1) / cfg.warmup_steps
+    pos, length = cycle_position(step - cfg.warmup_steps, cfg.restart_period, cfg.restart_mult)
+    return cfg.min_lr + (peak - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * pos / length))
