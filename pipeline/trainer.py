@@ -1,0 +1,231 @@
+"""One optimizer step at a time: the training recipe's mechanics, independent of data
+loading and logging (the train stage drives it).
+
+Each `train_step` takes `grad_accumulation` micro-batches and: sets the LR from the schedule
+(times the plateau scale), anneals the KL weight, applies the adaptive loss-weight factors,
+runs forward/backward under mixed precision where asked (bf16 when the GPU supports it,
+else fp16 with GradScaler's dynamic loss scaling; fp32 on CPU), clips the global gradient
+norm (reporting it before clipping), and skips the update when the loss or the gradient is
+not finite — aborting after `max_nonfinite` such steps in a row. `validate` computes
+`val_mel_loss` and feeds the plateau reducer and early stopping. Every piece of state is in
+`state_dict`, so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.losses import AdaptiveWeights, LossWeights, combine, kl_weight_schedule
+from model.objective import LossSettings, alignment_error, raw_losses
+from model.tts import HamgaraTTS, TTSBatch
+from pipeline.convergence import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
+from pipeline.lr_schedule import ScheduleConfig, lr_at
+
+TERMS = ["mel", "kl", "stop", "attention", "duration"]
+
+
+class TrainingAborted(RuntimeError):
+    """Too many non-finite steps in a row: the run cannot recover by skipping."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The step mechanics' knobs (params.yaml `train`)."""
+
+    lr: float
+    warmup_steps: int
+    restart_period: int
+    restart_mult: float
+    min_lr: float
+    plateau_factor: float
+    plateau_patience: int
+    grad_clip: float
+    grad_accumulation: int
+    mixed_precision: bool
+    early_stop_patience: int
+    early_stop_min_delta: float
+    convergence_window: int
+    max_nonfinite: int
+    kl_warmup_steps: int
+    adaptive_loss_weights: bool
+    adaptive_bound: float
+    adaptive_strength: float
+    loss_ema: float
+
+    def schedule(self) -> ScheduleConfig:
+        """The LR schedule part."""
+        return ScheduleConfig(self.lr, self.warmup_steps, self.restart_period, self.restart_mult, self.min_lr)
+
+
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 on a GPU that supports it, fp16 on other GPUs, None (fp32) on CPU or when off."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class Trainer:
+    """Owns the model's optimizer and every piece of training state."""
+
+    def __init__(
+        self, model: HamgaraTTS, cfg: TrainConfig, settings: LossSettings, weights: LossWeights, device: torch.device
+    ) -> None:
+        self.model, self.cfg, self.settings, self.weights, self.device = model, cfg, settings, weights, device
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+        self.dtype = amp_dtype(device, cfg.mixed_precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self.adaptive = (
+            AdaptiveWeights(TERMS, cfg.loss_ema, cfg.adaptive_bound, cfg.adaptive_strength)
+            if cfg.adaptive_loss_weights
+            else None
+        )
+        self.ema = LossEMA(cfg.loss_ema)
+        self.tracker = ConvergenceTracker(cfg.convergence_window, cfg.early_stop_min_delta)
+        self.plateau = PlateauReducer(cfg.plateau_factor, cfg.plateau_patience, cfg.early_stop_min_delta)
+        self.early = EarlyStopping(cfg.early_stop_patience, cfg.early_stop_min_delta)
+        self.step = 0
+        self.skipped = 0
+        self.nonfinite_streak = 0
+
+    def _forward(self, batch: TTSBatch, factors: dict[str, float] | None, kl_scale: float) -> tuple[Any, dict]:
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            out = self.model(batch)
+        raw = raw_losses(out, batch, self.settings)
+        return combine(raw, self.weights, factors, kl_scale), {"out": out, "raw": raw}
+
+    def train_step(self, micro_batches: list[TTSBatch]) -> dict[str, float]:
+        """One optimizer step over the micro-batches; returns what to log."""
+        self.model.train()
+        lr = lr_at(self.step, self.cfg.schedule(), self.plateau.scale)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        kl_scale = kl_weight_schedule(self.step, self.cfg.kl_warmup_steps)
+        factors = self.adaptive.factors() if self.adaptive is not None else None
+        self.opt.zero_grad(set_to_none=True)
+        raw_sum: dict[str, float] = {}
+        weighted_sum: dict[str, float] = {}
+        total = 0.0
+        finite = True
+        for mb in micro_batches:
+            terms, _ = self._forward(mb.to(self.device, non_blocking=True), factors, kl_scale)
+            loss = terms.total / len(micro_batches)
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            self.scaler.scale(loss).backward()
+            total += loss.item()
+            for k, v in terms.raw.items():
+                raw_sum[k] = raw_sum.get(k, 0.0) + v.item() / len(micro_batches)
+            for k, v in terms.weighted.items():
+                weighted_sum[k] = weighted_sum.get(k, 0.0) + v.item() / len(micro_batches)
+        grad_norm = float("nan")
+        if finite:
+            self.scaler.unscale_(self.opt)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
+            finite = math.isfinite(grad_norm)
+        if finite:
+            self.scaler.step(self.opt)
+            self.nonfinite_streak = 0
+        else:
+            self.opt.zero_grad(set_to_none=True)
+            self.skipped += 1
+            self.nonfinite_streak += 1
+            if self.nonfinite_streak >= self.cfg.max_nonfinite:
+                raise TrainingAborted(
+                    f"{self.nonfinite_streak} non-finite steps in a row at step {self.step}: lower train.lr, "
+                    "check the data (hamgara doctor) or turn off train.mixed_precision"
+                )
+        self.scaler.update()
+        log: dict[str, float] = {"lr": lr, "grad_norm": grad_norm, "kl_scale": kl_scale, "skipped_steps": self.skipped}
+        if finite:
+            if self.adaptive is not None:
+                # The factors' input excludes the factors and the KL annealing, or they would
+                # feed back into themselves.
+                base = {k: getattr(self.weights, k) * v for k, v in raw_sum.items()}
+                self.adaptive.update(base)
+            smoothed = self.ema.update(total)
+            self.tracker.update(smoothed)
+            slope = self.tracker.slope()
+            log.update({"loss": total, "loss_ema": smoothed, "plateau": float(self.tracker.plateau)})
+            if slope is not None:
+                log["loss_slope"] = slope
+            log.update({f"raw/{k}": v for k, v in raw_sum.items()})
+            log.update({f"weighted/{k}": v for k, v in weighted_sum.items()})
+            if factors is not None:
+                log.update({f"adaptive/{k}": v for k, v in factors.items()})
+        self.step += 1
+        return log
+
+    @torch.no_grad()
+    def validate(self, batches: list[TTSBatch]) -> dict[str, float]:
+        """Teacher-forced validation: val_mel_loss (L1 on normalized mels after the postnet,
+        over real frames) and each raw term, averaged over frames/batches."""
+        self.model.eval()
+        l1_sum, frames = 0.0, 0
+        terms: dict[str, float] = {}
+        align: list[float] = []
+        for batch in batches:
+            batch = batch.to(self.device)
+            out = self.model(batch)
+            mask = batch.frame_mask[..., None]
+            l1_sum += float(((out.mel_post - batch.mels).abs() * mask).sum() / batch.mels.size(-1))
+            frames += int(batch.frame_mask.sum())
+            for k, v in raw_losses(out, batch, self.settings).items():
+                if v is not None:
+                    terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
+            err = alignment_error(out, batch, self.settings.reduction)
+            if err is not None:
+                align.append(float(err))
+        val = l1_sum / max(frames, 1)
+        result = {"val_mel_loss": val, **{f"val/{k}": v for k, v in terms.items()}}
+        if align:
+            result["val/alignment_error"] = float(np.mean(align))
+        result["lr_reduced"] = float(self.plateau.update(val))
+        result["stop"] = float(self.early.update(val))
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs, RNG states included."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "adaptive": self.adaptive.state_dict() if self.adaptive is not None else None,
+            "ema": self.ema.state_dict(),
+            "tracker": self.tracker.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "early": self.early.state_dict(),
+            "step": self.step,
+            "skipped": self.skipped,
+            "nonfinite_streak": self.nonfinite_streak,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict` (model, optimizer, scaler, monitors, step, RNG)."""
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.adaptive is not None and state["adaptive"] is not None:
+            self.adaptive.load_state_dict(state["adaptive"])
+        self.ema.load_state_dict(state["ema"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.plateau.load_state_dict(state["plateau"])
+        self.early.load_state_dict(state["early"])
+        self.step, self.skipped, self.nonfinite_streak = state["step"], state["skipped"], state["nonfinite_streak"]
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
