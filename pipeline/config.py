@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # torch-backed types; imported lazily so data stages do not l
     from model.config import ModelConfig
     from model.losses import LossWeights
     from model.objective import LossSettings
+    from pipeline.trainer import TrainConfig
 
 T = TypeVar("T")
 
@@ -226,6 +227,7 @@ def model_config(
 def loss_settings(params: dict[str, Any], reduction: int) -> "LossSettings":
     """How the loss terms are computed (params.yaml `train`)."""
     from model.objective import LossSettings
+    from pipeline.trainer import TrainConfig
 
     t = params.get("train", {})
     try:
@@ -248,5 +250,31 @@ def loss_weights(params: dict[str, Any]) -> "LossWeights":
     t = params.get("train", {})
     try:
         return LossWeights(**{k: t[f"{k}_loss_weight"] for k in ("mel", "kl", "stop", "attention", "duration")})
+    except KeyError as e:
+        raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The train stage's loop knobs (params.yaml `train`) that are not step mechanics."""
+
+    batch_size: int
+    num_workers: int
+    val_every: int
+    max_steps: int
+    checkpoint_every: int
+    seed: int
+    device: str
+
+
+def train_configs(params: dict[str, Any]) -> tuple["TrainConfig", RunConfig]:
+    """params.yaml `train` split into the step mechanics and the loop knobs."""
+    from pipeline.trainer import TrainConfig
+
+    t = params.get("train", {})
+    step_keys = [f.name for f in fields(TrainConfig)]
+    run_keys = [f.name for f in fields(RunConfig)]
+    try:
+        return TrainConfig(**{k: t[k] for k in step_keys}), RunConfig(**{k: t[k] for k in run_keys})
     except KeyError as e:
         raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None

@@ -1,0 +1,217 @@
+"""The training loop: data, trainer, logging, checkpoints, resume. `pipeline/train.py` is the
+thin stage around `fit`.
+
+Checkpoints: `models/last.pt` (atomic, every `checkpoint_every` steps, at the end, and on
+SIGINT/SIGTERM) holds the whole trainer state plus the data position, and everything needed
+to synthesize from it alone (model config, symbol table, normalisation, mel settings);
+`models/best.pt` the weights with the best val_mel_loss. A run resumes from last.pt only when
+the model, data and training params it was made with equal the current ones (a larger
+max_steps, "train longer", is allowed); otherwise the old checkpoint is kept aside as
+`models/last-<hash>.pt` and the run starts fresh, saying why — it never continues from
+weights trained under other settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from model.tts import HamgaraTTS, TTSBatch
+from pipeline.atomic import atomic_path, worker_count
+from pipeline.config import loss_settings, loss_weights, model_config, train_configs
+from pipeline.dataset import BucketBatchSampler, FeatureDataset, collate
+from pipeline.durations import resolve_device
+from pipeline.feature_store import FeatureStore
+from pipeline.split import TRAIN, VAL
+from pipeline.trainer import Trainer
+
+SYNTHESIS_ATTRS = ("symbols", "frontend", "speakers", "languages", "mel", "mel_mean", "mel_std")
+
+
+def run_identity(params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: model and train params, and the data."""
+    data = {k: attrs[k] for k in (*SYNTHESIS_ATTRS, "ids", "features", "align")}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    train = {k: v for k, v in params["train"].items() if k != "max_steps"}
+    return {"model": params["model"], "train": train, "data": digest}
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    out = []
+    for section in a:
+        if isinstance(a[section], dict):
+            out += [f"{section}.{k}" for k in sorted(set(a[section]) | set(b.get(section, {})))
+                    if a[section].get(k) != b.get(section, {}).get(k)]
+        elif a[section] != b.get(section):
+            out.append(section)
+    return out
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step (then it saves)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Stop":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _save(path: Path, obj: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def fit(
+    store_path: Path,
+    params: dict[str, Any],
+    models: Path,
+    live_dir: Path,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train until max_steps or early stopping; returns the summary. `stop_after` ends the run
+    after that many steps of this call, as a signal would (tests use it to interrupt)."""
+    from dvclive import Live
+
+    tcfg, rcfg = train_configs(params)
+    device = resolve_device(rcfg.device)
+    torch.manual_seed(rcfg.seed)
+    store = FeatureStore(store_path)
+    attrs = store.attrs
+    symbols = attrs["symbols"]
+    mcfg = model_config(
+        params, len(symbols), len(attrs["speakers"]), len(attrs["languages"]), attrs["mel"]["n_mels"],
+        tuple(i for i, s in enumerate(symbols) if s == " "),
+    )
+    model = HamgaraTTS(mcfg).to(device)
+    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+
+    train_set = FeatureDataset(store_path, [TRAIN])
+    val_set = FeatureDataset(store_path, [VAL])
+    if len(train_set) == 0:
+        raise ValueError(f"{store_path}: no training utterances")
+    sampler = BucketBatchSampler(train_set.frames, rcfg.batch_size, rcfg.seed)
+    loader_kw: dict[str, Any] = {
+        "collate_fn": collate,
+        "num_workers": min(rcfg.num_workers, worker_count(0)),
+        "pin_memory": device.type == "cuda",
+        # Its own generator: a loader drawing its worker seed from the global RNG would shift
+        # the dropout masks of a resumed run.
+        "generator": torch.Generator().manual_seed(rcfg.seed),
+    }
+    val_batches = [
+        collate([val_set[i] for i in b])[0]
+        for b in BucketBatchSampler(val_set.frames, rcfg.batch_size, rcfg.seed, shuffle=False).batches(0)
+    ] if len(val_set) else []
+
+    identity = run_identity(params, attrs)
+    last, best = models / "last.pt", models / "best.pt"
+    epoch, position, best_val, resumed = 0, 0, float("inf"), False
+    if last.is_file():
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        diff = _differences(identity, ckpt["identity"])
+        if diff:
+            aside = models / f"last-{hashlib.sha256(json.dumps(ckpt['identity'], sort_keys=True, default=str).encode()).hexdigest()[:10]}.pt"
+            last.rename(aside)
+            print(f"train: not resuming {last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh")
+        else:
+            trainer.load_state_dict(ckpt["trainer"])
+            epoch, position, best_val = ckpt["epoch"], ckpt["position"], ckpt["best_val"]
+            resumed = True
+            print(f"train: resuming from {last} at step {trainer.step}")
+
+    synthesis = {k: attrs[k] for k in SYNTHESIS_ATTRS}
+
+    def checkpoint() -> None:
+        _save(last, {
+            "trainer": trainer.state_dict(), "epoch": epoch, "position": position, "best_val": best_val,
+            "identity": identity, "model_config": dataclasses.asdict(mcfg), "params": params, **synthesis,
+        })
+
+    models.mkdir(parents=True, exist_ok=True)
+    live = Live(str(live_dir), resume=resumed, dvcyaml=False, save_dvc_exp=False)
+    live.step = trainer.step
+    steps_this_call = 0
+    stopped_early = False
+    bar = tqdm(total=rcfg.max_steps, initial=trainer.step, desc="train", unit="step", disable=not progress)
+    with _Stop() as stop:
+        while trainer.step < rcfg.max_steps and not stopped_early:
+            batches = sampler.batches(epoch)
+            loader = DataLoader(train_set, batch_sampler=batches[position:], **loader_kw)
+            group: list[TTSBatch] = []
+            paddings: list[float] = []
+            t0 = time.perf_counter()
+            for batch, padding in loader:
+                group.append(batch)
+                paddings.append(padding)
+                position += 1
+                if len(group) < tcfg.grad_accumulation:
+                    continue
+                frames = sum(int(b.frame_mask.sum()) for b in group)
+                log = trainer.train_step(group)
+                dt = time.perf_counter() - t0
+                log.update({"frames_per_s": frames / dt, "padding_share": float(np.mean(paddings))})
+                if device.type == "cuda":
+                    log["gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+                    try:
+                        log["gpu_utilization"] = float(torch.cuda.utilization())
+                    except Exception:  # pynvml missing or not permitted: skip the figure
+                        pass
+                for k, v in log.items():
+                    if np.isfinite(v):
+                        live.log_metric(f"train/{k}", v)
+                if val_batches and trainer.step % rcfg.val_every == 0:
+                    val = trainer.validate(val_batches)
+                    for k, v in val.items():
+                        live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
+                    if val["val_mel_loss"] < best_val:
+                        best_val = val["val_mel_loss"]
+                        _save(best, {"model": model.state_dict(), "model_config": dataclasses.asdict(mcfg),
+                                     "step": trainer.step, "val_mel_loss": best_val, **synthesis})
+                    stopped_early = bool(val["stop"])
+                live.next_step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{log.get('loss_ema', float('nan')):.3f}", lr=f"{log['lr']:.1e}")
+                group, paddings = [], []
+                steps_this_call += 1
+                if trainer.step % rcfg.checkpoint_every == 0:
+                    checkpoint()
+                interrupted = stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after)
+                if interrupted or trainer.step >= rcfg.max_steps or stopped_early:
+                    break
+                t0 = time.perf_counter()
+            else:
+                epoch, position = epoch + 1, 0
+            if stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after):
+                checkpoint()
+                bar.close()
+                live.end()
+                raise KeyboardInterrupt(f"train: stopped by signal at step {trainer.step}; {last} saved, rerun to resume")
+    bar.close()
+    checkpoint()
+    summary = {"steps": trainer.step, "best_val_mel_loss": best_val, "skipped_steps": trainer.skipped,
+               "early_stopped": stopped_early}
+    for k, v in summary.items():
+        live.summary[k] = v
+    live.end()
+    return summary
