@@ -9,6 +9,7 @@ STAGES = {
     "corpus": "synthesize the embedded demo corpus with festival (data/corpus)",
     "validate": "check every corpus row; write data/manifest.parquet and reports/",
     "precompute": "log-mels, phoneme ids, durations and split into data/features.zarr",
+    "train": "train the acoustic model; models/ and dvclive/ (resumes after an interruption)",
     "model-info": "parameter counts of the model for every size and decoder",
 }
 MODULES = {"model-info": "model_info"}

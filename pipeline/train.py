@@ -1,0 +1,48 @@
+"""The `train` stage: features.zarr + params `model`, `train` -> models/, dvclive/.
+
+Trains the acoustic model with the documented recipe (pipeline/trainer.py, driven by
+pipeline/fit.py), logging every loss term raw and weighted, the adaptive weights, LR,
+gradient norm, frames/s and padding share to dvclive, validating every train.val_every
+steps. Stop it any time (Ctrl-C, SIGTERM): models/last.pt is saved and the next run resumes
+exactly, as long as the model, data and training params are unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, load_params
+from pipeline.trainer import TrainingAborted
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry of the train stage."""
+    ap = argparse.ArgumentParser(prog="hamgara train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    ap.add_argument("--features", default="data/features.zarr", help="features store written by precompute")
+    ap.add_argument("--models", default="models", help="checkpoint folder (last.pt, best.pt)")
+    ap.add_argument("--live", default="dvclive", help="dvclive folder (metrics.json, plots)")
+    args = ap.parse_args(argv)
+    from pipeline.fit import fit  # torch is loaded only when training is really asked for
+
+    try:
+        summary = fit(Path(args.features), load_params(args.params), Path(args.models), Path(args.live))
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingAborted as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt as e:
+        print(str(e) or "train: interrupted", file=sys.stderr)
+        return 130
+    print(
+        f"train: {summary['steps']} steps, best val_mel_loss {summary['best_val_mel_loss']:.4f}, "
+        f"{summary['skipped_steps']} skipped, early stop: {summary['early_stopped']} -> {args.models}/, {args.live}/"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
