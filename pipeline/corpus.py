@@ -25,6 +25,8 @@ from pipeline.config import ConfigError, DemoConfig, data_config, load_params
 from pipeline.festival import INSTALL_HINT, FestivalError, Timings, festival_path, synthesize_batch
 from pipeline.sentences import generate_sentences
 
+DEMO_DIR = "data/corpus"  # the corpus stage's out in dvc.yaml
+
 Batch = tuple[list[tuple[str, str]], str, str, int]
 
 
@@ -134,7 +136,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     parser.add_argument(
-        "--out", type=Path, default=None, help="corpus folder to (re)create (default: data.corpus from params)"
+        "--out",
+        type=Path,
+        default=Path(DEMO_DIR),
+        help="corpus folder to (re)create (default: %(default)s, the stage's DVC output; never data.corpus, "
+        "which may be your own corpus)",
     )
     parser.add_argument(
         "--workers", type=int, default=0, help="parallel festival processes; 0 = all cores (default: %(default)s)"
@@ -147,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         data = data_config(load_params(args.params))
-        out = args.out if args.out is not None else Path(data.corpus)
+        out = args.out
         started = time.perf_counter()
         summary = build_demo_corpus(data.demo, out, worker_count(args.workers))
     except (ConfigError, FestivalError, ValueError) as e:

@@ -125,3 +125,10 @@ def test_missing_festival_gives_install_hint(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(FestivalError, match="apt-get install festival festvox-us-slt-hts"):
         build_demo_corpus(TINY, out, workers=1)
     assert not out.exists()
+
+
+def test_the_stage_writes_its_own_output_never_the_users_corpus() -> None:
+    from pipeline.corpus import _parse_args
+
+    # data.corpus may point at a user's own recordings; the demo goes to the stage's DVC out.
+    assert _parse_args([]).out == Path("data/corpus")

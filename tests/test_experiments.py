@@ -1,0 +1,49 @@
+"""`dvc exp run -S train.mel_loss_weight=...` and `dvc metrics diff` compare training runs."""
+from __future__ import annotations
+
+import json
+
+from conftest import TEXTS, write_corpus
+from test_pipeline_e2e import VENV_BIN, ran_stages, run, set_params
+
+TINY = {
+    "d_model": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ff": 64, "latent": 4,
+    "reference_channels": 16, "postnet_channels": 16, "postnet_layers": 2, "prenet_dim": 16, "duration_channels": 16,
+}
+
+
+def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(tmp_path, repo_copy):
+    repo = repo_copy
+    corpus = write_corpus(tmp_path / "corpus", [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)])
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    dvc = str(VENV_BIN / "dvc")
+    run(repo, "git", "init", "-q")
+    run(repo, dvc, "init", "-q")
+    set_params(
+        repo,
+        data={"corpus": str(corpus)},
+        features={"workers": 1, "val_share": 0.25},
+        align={"steps": 2, "device": "cpu"},
+        model={"sizes": {"tiny": TINY, "small": TINY, "base": TINY}},
+        train={"max_steps": 4, "batch_size": 3, "grad_accumulation": 1, "num_workers": 0, "val_every": 2,
+               "checkpoint_every": 100, "device": "cpu", "lr": 1e-3, "warmup_steps": 2},
+    )
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "tiny")
+
+    first = run(repo, dvc, "repro", "train")
+    assert ran_stages(first) == ["validate", "precompute", "train"]
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "baseline run")
+    base = json.loads((repo / "dvclive" / "metrics.json").read_text())
+
+    exp = run(repo, dvc, "exp", "run", "train", "-S", "train.mel_loss_weight=35")
+    assert ran_stages(exp) == ["train"]  # only the stage that reads the changed param
+    assert "not resuming" in exp  # the baseline's checkpoint is kept aside, the run starts fresh
+    other = json.loads((repo / "dvclive" / "metrics.json").read_text())
+    assert other["step"] == base["step"]
+    assert other["train"]["weighted"]["mel"] != base["train"]["weighted"]["mel"]
+
+    diff = run(repo, dvc, "metrics", "diff", "--json")
+    changed = json.loads(diff)["dvclive/metrics.json"]
+    assert "train.weighted.mel" in changed
