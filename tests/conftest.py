@@ -106,3 +106,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """features.zarr of the twelve clean utterances (val_share 0.25, a 2-step aligner that
+    drops nothing), built once per test session for the tests that read features."""
+    import dataclasses
+
+    from pipeline.config import align_config, data_config, features_config
+    from pipeline.precompute import precompute
+    from pipeline.validate import validate_corpus, write_outputs
+
+    params = load_params(REPO / "params.yaml")
+    root = tmp_path_factory.mktemp("tiny_store")
+    corpus = write_corpus(root / "corpus", [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)])
+    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
+    acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
+    result = validate_corpus(corpus, data_config(params), fcfg.sample_rate, workers=1)
+    write_outputs(result, root / "manifest.parquet", root / "reports")
+    precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, progress=False)
+    return root / "features.zarr"

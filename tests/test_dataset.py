@@ -51,25 +51,9 @@ def test_collate_pads_and_reports_the_padding_share() -> None:
     assert torch.equal(batch.mels[0, 4:], torch.zeros(4, 3))
 
 
-@pytest.fixture
-def store(tmp_path, tiny_corpus, params):
-    import dataclasses
-
-    from pipeline.config import align_config, data_config, features_config
-    from pipeline.precompute import precompute
-    from pipeline.validate import validate_corpus, write_outputs
-
-    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
-    acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
-    result = validate_corpus(tiny_corpus, data_config(params), fcfg.sample_rate, workers=1)
-    write_outputs(result, tmp_path / "manifest.parquet", tmp_path / "reports")
-    precompute(tmp_path / "manifest.parquet", tmp_path / "f.zarr", fcfg, acfg, progress=False)
-    return tmp_path / "f.zarr"
-
-
-def test_items_are_normalized_with_the_training_statistics_and_carry_durations(store) -> None:
-    fs = FeatureStore(store)
-    ds = FeatureDataset(store, splits=[0])
+def test_items_are_normalized_with_the_training_statistics_and_carry_durations(tiny_store) -> None:
+    fs = FeatureStore(tiny_store)
+    ds = FeatureDataset(tiny_store, splits=[0])
     assert len(ds) == int((fs.array("split") == 0).sum())
     item = ds[0]
     i = item["index"]

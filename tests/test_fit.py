@@ -2,33 +2,12 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 
 import pytest
 import torch
 
-from pipeline.config import align_config, data_config, features_config
 from pipeline.fit import fit
-from pipeline.precompute import precompute
-from pipeline.validate import validate_corpus, write_outputs
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, request):
-    from conftest import TEXTS, write_corpus
-    from pipeline.config import load_params
-    from conftest import REPO
-
-    params = load_params(REPO / "params.yaml")
-    root = tmp_path_factory.mktemp("fit")
-    corpus = write_corpus(root / "corpus", [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)])
-    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
-    acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
-    result = validate_corpus(corpus, data_config(params), fcfg.sample_rate, workers=1)
-    write_outputs(result, root / "manifest.parquet", root / "reports")
-    precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, progress=False)
-    return root / "features.zarr"
 
 
 def tiny_params(params: dict, **train: object) -> dict:
@@ -47,8 +26,8 @@ def weights(models) -> torch.Tensor:
     return torch.cat([v.flatten().float() for v in state.values()])
 
 
-def test_a_run_trains_logs_and_saves_checkpoints(store, tmp_path, params) -> None:
-    summary = fit(store, tiny_params(params), tmp_path / "models", tmp_path / "dvclive", progress=False)
+def test_a_run_trains_logs_and_saves_checkpoints(tiny_store, tmp_path, params) -> None:
+    summary = fit(tiny_store, tiny_params(params), tmp_path / "models", tmp_path / "dvclive", progress=False)
     assert summary["steps"] == 6
     assert (tmp_path / "models" / "best.pt").is_file()
     metrics = json.loads((tmp_path / "dvclive" / "metrics.json").read_text())
@@ -57,19 +36,19 @@ def test_a_run_trains_logs_and_saves_checkpoints(store, tmp_path, params) -> Non
     assert ckpt["symbols"] and ckpt["mel_mean"] and ckpt["model_config"]["decoder"] == "autoregressive"
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(store, tmp_path, params) -> None:
+def test_an_interrupted_run_resumes_to_the_same_weights(tiny_store, tmp_path, params) -> None:
     p = tiny_params(params)
-    fit(store, p, tmp_path / "a", tmp_path / "live_a", progress=False)
+    fit(tiny_store, p, tmp_path / "a", tmp_path / "live_a", progress=False)
     with pytest.raises(KeyboardInterrupt):
-        fit(store, p, tmp_path / "b", tmp_path / "live_b", progress=False, stop_after=3)
-    summary = fit(store, p, tmp_path / "b", tmp_path / "live_b", progress=False)
+        fit(tiny_store, p, tmp_path / "b", tmp_path / "live_b", progress=False, stop_after=3)
+    summary = fit(tiny_store, p, tmp_path / "b", tmp_path / "live_b", progress=False)
     assert summary["steps"] == 6
     assert torch.equal(weights(tmp_path / "a"), weights(tmp_path / "b"))
 
 
-def test_other_settings_start_fresh_and_keep_the_old_checkpoint(store, tmp_path, params, capsys) -> None:
-    fit(store, tiny_params(params), tmp_path / "m", tmp_path / "live", progress=False)
-    fit(store, tiny_params(params, mel_loss_weight=35.0), tmp_path / "m", tmp_path / "live2", progress=False)
+def test_other_settings_start_fresh_and_keep_the_old_checkpoint(tiny_store, tmp_path, params, capsys) -> None:
+    fit(tiny_store, tiny_params(params), tmp_path / "m", tmp_path / "live", progress=False)
+    fit(tiny_store, tiny_params(params, mel_loss_weight=35.0), tmp_path / "m", tmp_path / "live2", progress=False)
     out = capsys.readouterr().out
     assert "not resuming" in out and "train.mel_loss_weight" in out
     assert len(list((tmp_path / "m").glob("last-*.pt"))) == 1
