@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
@@ -224,34 +225,30 @@ def model_config(
         raise ConfigError(f"params.yaml `model`: {e}") from e
 
 
+def _train_values(params: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The named keys of params.yaml `train`; a missing one is a ConfigError naming it."""
+    t = params.get("train", {})
+    missing = [k for k in keys if k not in t]
+    if missing:
+        raise ConfigError(f"params.yaml: missing key(s) under `train`: {', '.join(missing)}")
+    return {k: t[k] for k in keys}
+
+
 def loss_settings(params: dict[str, Any], reduction: int) -> "LossSettings":
     """How the loss terms are computed (params.yaml `train`)."""
     from model.objective import LossSettings
-    from pipeline.trainer import TrainConfig
 
-    t = params.get("train", {})
-    try:
-        return LossSettings(
-            huber_delta=t["huber_delta"],
-            mel_label_smoothing=t["mel_label_smoothing"],
-            stop_label_smoothing=t["stop_label_smoothing"],
-            stop_pos_weight=t["stop_pos_weight"],
-            attention_soften=t["attention_soften"],
-            reduction=reduction,
-        )
-    except KeyError as e:
-        raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None
+    keys = ("huber_delta", "mel_label_smoothing", "stop_label_smoothing", "stop_pos_weight", "attention_soften")
+    return LossSettings(**_train_values(params, keys), reduction=reduction)
 
 
 def loss_weights(params: dict[str, Any]) -> "LossWeights":
     """The loss weights (params.yaml `train.*_loss_weight`)."""
     from model.losses import LossWeights
 
-    t = params.get("train", {})
-    try:
-        return LossWeights(**{k: t[f"{k}_loss_weight"] for k in ("mel", "kl", "stop", "attention", "duration")})
-    except KeyError as e:
-        raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None
+    terms = ("mel", "kl", "stop", "attention", "duration")
+    values = _train_values(params, [f"{k}_loss_weight" for k in terms])
+    return LossWeights(**{k: values[f"{k}_loss_weight"] for k in terms})
 
 
 @dataclass(frozen=True)
@@ -271,10 +268,6 @@ def train_configs(params: dict[str, Any]) -> tuple["TrainConfig", RunConfig]:
     """params.yaml `train` split into the step mechanics and the loop knobs."""
     from pipeline.trainer import TrainConfig
 
-    t = params.get("train", {})
-    step_keys = [f.name for f in fields(TrainConfig)]
-    run_keys = [f.name for f in fields(RunConfig)]
-    try:
-        return TrainConfig(**{k: t[k] for k in step_keys}), RunConfig(**{k: t[k] for k in run_keys})
-    except KeyError as e:
-        raise ConfigError(f"params.yaml: missing key train.{e.args[0]}") from None
+    step = _train_values(params, [f.name for f in fields(TrainConfig)])
+    run = _train_values(params, [f.name for f in fields(RunConfig)])
+    return TrainConfig(**step), RunConfig(**run)

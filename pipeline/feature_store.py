@@ -112,14 +112,9 @@ class FeatureWriter:
                 led.mel_sumsq = (np.asarray(led.mel_sumsq) + (m * m).sum(0)).tolist()
         self._write_ledger()
 
-    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Mel [frames, n_mels] and tokens of the i-th written utterance (partial store)."""
-        f = np.concatenate([[0], np.cumsum(self.ledger.frames)])
-        t = np.concatenate([[0], np.cumsum(self.ledger.n_tokens)])
-        return self.group["mel"][f[i] : f[i + 1]], self.group["tokens"][t[i] : t[i + 1]]
-
     def reader(self) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
-        """`read` with the offsets computed once, for many reads."""
+        """index -> (mel [frames, n_mels], tokens) of a written utterance (partial store); the
+        offsets are computed once, for many reads."""
         f = np.concatenate([[0], np.cumsum(self.ledger.frames)])
         t = np.concatenate([[0], np.cumsum(self.ledger.n_tokens)])
         mel, tokens = self.group["mel"], self.group["tokens"]
@@ -132,8 +127,9 @@ class FeatureWriter:
         total = np.asarray(led.mel_sum)
         total_sq = np.asarray(led.mel_sumsq)
         n = led.train_frames
+        read = self.reader()
         for i in exclude:
-            m = self.read(i)[0].astype(np.float64)
+            m = read(i)[0].astype(np.float64)
             total = total - m.sum(0)
             total_sq = total_sq - (m * m).sum(0)
             n -= m.shape[0]

@@ -179,9 +179,10 @@ def precompute(
     corpus = Corpus(writer.reader(), frames, len(table), separators, mean, std)
     aligned = align_corpus(corpus, acfg, key, out.parent / "aligner_cache", progress)
     flagged = aligned.flagged
+    dropped_train: list[int] = []
     if acfg.drop_flagged:
+        dropped_train = np.flatnonzero(flagged & (splits == TRAIN)).tolist()
         splits = np.where(flagged, DROPPED, splits).astype(np.int8)
-    dropped_train = [i for i in np.flatnonzero(flagged) if acfg.drop_flagged and split_of(ids[i], cfg.val_share, cfg.split_salt) == TRAIN]
     mean, std, train_frames = writer.stats(exclude=dropped_train)
 
     accuracy = corpus_accuracy(

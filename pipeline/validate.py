@@ -78,7 +78,7 @@ def _speaking_rates(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return rate, rate / median
 
 
-def _first_seen(values: pd.Series, lines: pd.Series, label: pd.Series) -> pd.Series:
+def _first_seen(values: pd.Series, label: pd.Series) -> pd.Series:
     """For each row, the label of the earlier row with the same value, or ''."""
     first: dict[Any, Any] = {}
     out = []
@@ -104,10 +104,10 @@ def validate_corpus(corpus: Path, cfg: DataConfig, target_sample_rate: int, work
     df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
     df["normalized"] = df["normalized_text"].map(normalize_text)
     df["unsupported"] = [unsupported_chars(t, lang) for t, lang in zip(df["normalized"], df["language"])]
-    df["duplicate_of"] = _first_seen(df["id"], df["line"], df["line"])
+    df["duplicate_of"] = _first_seen(df["id"], df["line"])
     nonempty = df["normalized"].str.lower().where(df["normalized"] != "", other=None)
     df["duplicate_text_of"] = _first_seen(
-        nonempty.fillna(pd.Series([f"\0{i}" for i in df.index], index=df.index)), df["line"], df["id"]
+        nonempty.fillna(pd.Series([f"\0{i}" for i in df.index], index=df.index)), df["id"]
     )
     df["chars_per_second"], df["rate_ratio"] = _speaking_rates(df)
 
