@@ -9,6 +9,14 @@ the model, data and training params it was made with equal the current ones (a l
 max_steps, "train longer", is allowed); otherwise the old checkpoint is kept aside as
 `models/last-<hash>.pt` and the run starts fresh, saying why — it never continues from
 weights trained under other settings.
+
+Data parallel: launched as `torchrun --nproc_per_node N -m pipeline.train`, each process trains
+on its shard of the batches (BucketBatchSampler's rank/world_size) with the model wrapped in
+DistributedDataParallel; rank 0 alone logs, shows progress and writes checkpoints; every rank
+validates on the whole validation split, so the plateau reducer and early stopping decide the
+same everywhere; a signal on any rank stops all of them at the same step. At the end the
+ranks compare weight fingerprints and the run fails loudly if they drifted apart. Resume is
+exact for a single process; a data-parallel resume restores rank 0's RNG on every rank.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from model.tts import HamgaraTTS, TTSBatch
 from pipeline.atomic import atomic_path, worker_count
 from pipeline.config import loss_settings, loss_weights, model_config, train_configs
 from pipeline.dataset import BucketBatchSampler, FeatureDataset, collate
+from pipeline.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
 from pipeline.durations import resolve_device
 from pipeline.feature_store import FeatureStore
 from pipeline.split import TRAIN, VAL
@@ -76,6 +85,14 @@ class _Stop:
             signal.signal(sig, handler)
 
 
+def _open_live(live_dir: Path, resumed: bool, step: int) -> Any:
+    from dvclive import Live
+
+    live = Live(str(live_dir), resume=resumed, dvcyaml=False, save_dvc_exp=False)
+    live.step = step
+    return live
+
+
 def _save(path: Path, obj: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -91,10 +108,32 @@ def fit(
 ) -> dict[str, Any]:
     """Train until max_steps or early stopping; returns the summary. `stop_after` ends the run
     after that many steps of this call, as a signal would (tests use it to interrupt)."""
+    ctx = init_distributed(train_configs(params)[1].device)
+    try:
+        summary = _fit(ctx, store_path, params, models, live_dir, progress and ctx.is_main, stop_after)
+    except BaseException:
+        # No barrier: the other ranks may be stuck in a collective; torchrun stops them.
+        shutdown_distributed(ctx, wait=False)
+        raise
+    shutdown_distributed(ctx)
+    return summary
+
+
+def _fit(
+    ctx: DistContext,
+    store_path: Path,
+    params: dict[str, Any],
+    models: Path,
+    live_dir: Path,
+    progress: bool,
+    stop_after: int | None,
+) -> dict[str, Any]:
     from dvclive import Live
 
     tcfg, rcfg = train_configs(params)
     device = resolve_device(rcfg.device)
+    if device.type == "cuda" and ctx.active:
+        device = torch.device("cuda", ctx.local_rank)
     torch.manual_seed(rcfg.seed)
     store = FeatureStore(store_path)
     attrs = store.attrs
@@ -104,13 +143,18 @@ def fit(
         tuple(i for i, s in enumerate(symbols) if s == " "),
     )
     model = HamgaraTTS(mcfg).to(device)
-    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+    forward: torch.nn.Module = model
+    if ctx.active:
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device, ctx, forward)
 
     train_set = FeatureDataset(store_path, [TRAIN])
     val_set = FeatureDataset(store_path, [VAL])
     if len(train_set) == 0:
         raise ValueError(f"{store_path}: no training utterances")
-    sampler = BucketBatchSampler(train_set.frames, rcfg.batch_size, rcfg.seed)
+    sampler = BucketBatchSampler(train_set.frames, rcfg.batch_size, rcfg.seed, rank=ctx.rank, world_size=ctx.world_size)
     loader_kw: dict[str, Any] = {
         "collate_fn": collate,
         "num_workers": min(rcfg.num_workers, worker_count(0)),
@@ -130,29 +174,34 @@ def fit(
     if last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
         diff = _differences(identity, ckpt["identity"])
+        if ctx.active:
+            torch.distributed.barrier()  # every rank has read last.pt before rank 0 may move it
         if diff:
             aside = models / f"last-{hashlib.sha256(json.dumps(ckpt['identity'], sort_keys=True, default=str).encode()).hexdigest()[:10]}.pt"
-            last.rename(aside)
-            print(f"train: not resuming {last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh")
+            if ctx.is_main:
+                last.rename(aside)
+                print(f"train: not resuming {last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh")
         else:
             trainer.load_state_dict(ckpt["trainer"])
             epoch, position, best_val = ckpt["epoch"], ckpt["position"], ckpt["best_val"]
             resumed = True
-            print(f"train: resuming from {last} at step {trainer.step}")
+            if ctx.is_main:
+                print(f"train: resuming from {last} at step {trainer.step}")
 
     synthesis = {k: attrs[k] for k in SYNTHESIS_ATTRS}
 
     def checkpoint() -> None:
+        if not ctx.is_main:
+            return
         _save(last, {
             "trainer": trainer.state_dict(), "epoch": epoch, "position": position, "best_val": best_val,
             "identity": identity, "model_config": dataclasses.asdict(mcfg), "params": params, **synthesis,
         })
 
     models.mkdir(parents=True, exist_ok=True)
-    live = Live(str(live_dir), resume=resumed, dvcyaml=False, save_dvc_exp=False)
-    live.step = trainer.step
+    live = _open_live(live_dir, resumed, trainer.step) if ctx.is_main else None
     steps_this_call = 0
-    stopped_early = False
+    stopped_early = interrupted = False
     bar = tqdm(total=rcfg.max_steps, initial=trainer.step, desc="train", unit="step", disable=not progress)
     with _Stop() as stop:
         while trainer.step < rcfg.max_steps and not stopped_early:
@@ -177,41 +226,52 @@ def fit(
                         log["gpu_utilization"] = float(torch.cuda.utilization())
                     except Exception:  # pynvml missing or not permitted: skip the figure
                         pass
-                for k, v in log.items():
-                    if np.isfinite(v):
-                        live.log_metric(f"train/{k}", v)
+                if live is not None:
+                    for k, v in log.items():
+                        if np.isfinite(v):
+                            live.log_metric(f"train/{k}", v)
                 if val_batches and trainer.step % rcfg.val_every == 0:
                     val = trainer.validate(val_batches)
-                    for k, v in val.items():
-                        live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
+                    if live is not None:
+                        for k, v in val.items():
+                            live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
                     if val["val_mel_loss"] < best_val:
                         best_val = val["val_mel_loss"]
-                        _save(best, {"model": model.state_dict(), "model_config": dataclasses.asdict(mcfg),
-                                     "step": trainer.step, "val_mel_loss": best_val, **synthesis})
+                        if ctx.is_main:
+                            _save(best, {"model": model.state_dict(), "model_config": dataclasses.asdict(mcfg),
+                                         "step": trainer.step, "val_mel_loss": best_val, **synthesis})
                     stopped_early = bool(val["stop"])
-                live.next_step()
+                if live is not None:
+                    live.next_step()
                 bar.update(1)
                 bar.set_postfix(loss=f"{log.get('loss_ema', float('nan')):.3f}", lr=f"{log['lr']:.1e}")
                 group, paddings = [], []
                 steps_this_call += 1
                 if trainer.step % rcfg.checkpoint_every == 0:
                     checkpoint()
-                interrupted = stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after)
+                interrupted = ctx.any_true(
+                    stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after)
+                )
                 if interrupted or trainer.step >= rcfg.max_steps or stopped_early:
                     break
                 t0 = time.perf_counter()
             else:
                 epoch, position = epoch + 1, 0
-            if stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after):
+            if interrupted:
                 checkpoint()
                 bar.close()
-                live.end()
+                if live is not None:
+                    live.end()
                 raise KeyboardInterrupt(f"train: stopped by signal at step {trainer.step}; {last} saved, rerun to resume")
     bar.close()
     checkpoint()
+    digests = ctx.gather(parameter_digest(model))
+    if max(digests) - min(digests) > 1e-6 * max(1.0, abs(digests[0])):
+        raise RuntimeError(f"train: data-parallel ranks ended with different weights (digests {digests})")
     summary = {"steps": trainer.step, "best_val_mel_loss": best_val, "skipped_steps": trainer.skipped,
-               "early_stopped": stopped_early}
-    for k, v in summary.items():
-        live.summary[k] = v
-    live.end()
+               "early_stopped": stopped_early, "ranks": ctx.world_size}
+    if live is not None:
+        for k, v in summary.items():
+            live.summary[k] = v
+        live.end()
     return summary

@@ -5,10 +5,14 @@ pipeline/fit.py), logging every loss term raw and weighted, the adaptive weights
 gradient norm, frames/s and padding share to dvclive, validating every train.val_every
 steps. Stop it any time (Ctrl-C, SIGTERM): models/last.pt is saved and the next run resumes
 exactly, as long as the model, data and training params are unchanged.
+
+Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m pipeline.train
+(train.batch_size is per process).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,9 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print(str(e) or "train: interrupted", file=sys.stderr)
         return 130
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return 0
+    ranks = f", {summary['ranks']} ranks in sync" if summary["ranks"] > 1 else ""
     print(
         f"train: {summary['steps']} steps, best val_mel_loss {summary['best_val_mel_loss']:.4f}, "
-        f"{summary['skipped_steps']} skipped, early stop: {summary['early_stopped']} -> {args.models}/, {args.live}/"
+        f"{summary['skipped_steps']} skipped, early stop: {summary['early_stopped']}{ranks} -> {args.models}/, {args.live}/"
     )
     return 0
 

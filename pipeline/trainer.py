@@ -12,6 +12,7 @@ not finite — aborting after `max_nonfinite` such steps in a row. `validate` co
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from model.losses import AdaptiveWeights, LossWeights, combine, kl_weight_schedu
 from model.objective import LossSettings, alignment_error, raw_losses
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.convergence import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
+from pipeline.distributed import DistContext
 from pipeline.lr_schedule import ScheduleConfig, lr_at
 
 TERMS = ["mel", "kl", "stop", "attention", "duration"]
@@ -70,12 +72,26 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
 
 
 class Trainer:
-    """Owns the model's optimizer and every piece of training state."""
+    """Owns the model's optimizer and every piece of training state.
+
+    Under data parallelism `forward` is the DistributedDataParallel wrapper of `model` (it
+    averages the gradients over ranks during backward) and `dist` the rank context: ranks agree
+    on skipping a non-finite step, and the logged losses, EMA, convergence tracker and adaptive
+    weights see the mean over ranks, so every rank holds the same state."""
 
     def __init__(
-        self, model: HamgaraTTS, cfg: TrainConfig, settings: LossSettings, weights: LossWeights, device: torch.device
+        self,
+        model: HamgaraTTS,
+        cfg: TrainConfig,
+        settings: LossSettings,
+        weights: LossWeights,
+        device: torch.device,
+        dist: DistContext | None = None,
+        forward: torch.nn.Module | None = None,
     ) -> None:
         self.model, self.cfg, self.settings, self.weights, self.device = model, cfg, settings, weights, device
+        self.dist = dist or DistContext()
+        self.forward_module = forward if forward is not None else model
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
         self.dtype = amp_dtype(device, cfg.mixed_precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
@@ -94,7 +110,7 @@ class Trainer:
 
     def _forward(self, batch: TTSBatch, factors: dict[str, float] | None, kl_scale: float) -> tuple[Any, dict]:
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            out = self.model(batch)
+            out = self.forward_module(batch)
         raw = raw_losses(out, batch, self.settings)
         return combine(raw, self.weights, factors, kl_scale), {"out": out, "raw": raw}
 
@@ -111,13 +127,17 @@ class Trainer:
         weighted_sum: dict[str, float] = {}
         total = 0.0
         finite = True
-        for mb in micro_batches:
-            terms, _ = self._forward(mb.to(self.device, non_blocking=True), factors, kl_scale)
-            loss = terms.total / len(micro_batches)
-            if not torch.isfinite(loss):
-                finite = False
-                break
-            self.scaler.scale(loss).backward()
+        for i, mb in enumerate(micro_batches):
+            # DDP: all-reduce the gradients once, on the last micro-batch's backward.
+            last = i == len(micro_batches) - 1
+            sync = contextlib.nullcontext() if last or self.forward_module is self.model else self.forward_module.no_sync()
+            with sync:
+                terms, _ = self._forward(mb.to(self.device, non_blocking=True), factors, kl_scale)
+                loss = terms.total / len(micro_batches)
+                if not self.dist.all_true(bool(torch.isfinite(loss))):
+                    finite = False
+                    break
+                self.scaler.scale(loss).backward()
             total += loss.item()
             for k, v in terms.raw.items():
                 raw_sum[k] = raw_sum.get(k, 0.0) + v.item() / len(micro_batches)
@@ -143,6 +163,7 @@ class Trainer:
         self.scaler.update()
         log: dict[str, float] = {"lr": lr, "grad_norm": grad_norm, "kl_scale": kl_scale, "skipped_steps": self.skipped}
         if finite:
+            total, raw_sum, weighted_sum = self._mean_over_ranks(total, raw_sum, weighted_sum)
             if self.adaptive is not None:
                 # The factors' input excludes the factors and the KL annealing, or they would
                 # feed back into themselves.
@@ -160,6 +181,14 @@ class Trainer:
                 log.update({f"adaptive/{k}": v for k, v in factors.items()})
         self.step += 1
         return log
+
+    def _mean_over_ranks(
+        self, total: float, raw: dict[str, float], weighted: dict[str, float]
+    ) -> tuple[float, dict[str, float], dict[str, float]]:
+        keys_r, keys_w = sorted(raw), sorted(weighted)
+        values = self.dist.mean([total, *(raw[k] for k in keys_r), *(weighted[k] for k in keys_w)])
+        n = len(keys_r)
+        return values[0], dict(zip(keys_r, values[1 : 1 + n])), dict(zip(keys_w, values[1 + n :]))
 
     @torch.no_grad()
     def validate(self, batches: list[TTSBatch]) -> dict[str, float]:
