@@ -77,7 +77,7 @@ case "${1:-}" in
     dvc exp run -n "cpu-demo-$(date +%Y%m%d-%H%M%S)" "${CPU_DEMO[@]/#/-S}"
     log "done. Corpus: $(python -c 'import yaml;print(yaml.safe_load(open("params.yaml"))["data"]["corpus"])')"
     log "  validation: reports/validation.json, reports/rejected.csv, reports/warnings.csv"
-    log "  features:   data/features.zarr, reports/precompute.json, reports/figures/"
+    log "  features:   data/features.zarr, reports/precompute.json, reports/figures/alignment/"
     log "  model:      models/best.pt, models/last.pt; curves: dvc plots show; runs: dvc exp show"
     dvc metrics show
     ;;

@@ -56,3 +56,32 @@ def alignment_error(out: TTSOutput, batch: TTSBatch, reduction: int) -> torch.Te
         return None
     targets = attention_targets(batch.durations, batch.token_mask, batch.frame_mask, reduction, 0.0)
     return attention_alignment_error(out.attention, targets, out.step_mask)
+
+
+@torch.no_grad()
+def teacher_forced_metrics(
+    model: torch.nn.Module, batches: list[TTSBatch], s: LossSettings, device: torch.device
+) -> dict[str, float]:
+    """The validation figures of a teacher-forced pass (the model in eval mode):
+    `val_mel_loss` (L1 on normalized mels after the postnet, over real frames and mel
+    channels), each raw term as `val/<term>` (mean over batches) and, for the autoregressive
+    decoder, `val/alignment_error`."""
+    l1_sum, frames = 0.0, 0
+    terms: dict[str, float] = {}
+    align: list[float] = []
+    for batch in batches:
+        batch = batch.to(device)
+        out = model(batch)
+        mask = batch.frame_mask[..., None]
+        l1_sum += float(((out.mel_post - batch.mels).abs() * mask).sum() / batch.mels.size(-1))
+        frames += int(batch.frame_mask.sum())
+        for k, v in raw_losses(out, batch, s).items():
+            if v is not None:
+                terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
+        err = alignment_error(out, batch, s.reduction)
+        if err is not None:
+            align.append(float(err))
+    result = {"val_mel_loss": l1_sum / max(frames, 1), **{f"val/{k}": v for k, v in terms.items()}}
+    if align:
+        result["val/alignment_error"] = sum(align) / len(align)
+    return result

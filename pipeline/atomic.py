@@ -62,3 +62,12 @@ def worker_count(requested: int) -> int:
     """Worker processes to use: `requested`, or all usable cores when it is 0."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(requested, available) if requested > 0 else available)
+
+
+def write_wav(target: str | Path, wave: Any, sample_rate: int) -> None:
+    """Atomically write a mono float wave as 16-bit PCM WAV (clipped to [-1, 1])."""
+    import numpy as np
+    import soundfile as sf
+
+    with atomic_path(target) as tmp:
+        sf.write(tmp, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

@@ -10,6 +10,8 @@ STAGES = {
     "validate": "check every corpus row; write data/manifest.parquet and reports/",
     "precompute": "log-mels, phoneme ids, durations and split into data/features.zarr",
     "train": "train the acoustic model; models/ and dvclive/ (resumes after an interruption)",
+    "evaluate": "free-running synthesis of the validation split scored against the recordings; reports/",
+    "synth": "text to speech from a checkpoint: hamgara synth \"Hello.\" -o hello.wav",
     "model-info": "parameter counts of the model for every size and decoder",
 }
 MODULES = {"model-info": "model_info"}

@@ -176,6 +176,40 @@ def align_config(params: dict[str, Any]) -> AlignConfig:
     return _build(AlignConfig, params.get("align", {}), "align")
 
 
+@dataclass(frozen=True)
+class EvalConfig:
+    """The evaluate stage (params.yaml `eval`)."""
+
+    checkpoint: str
+    utterances: int
+    batch_size: int
+    device: str
+    vocoder: str
+    griffin_lim_iters: int
+    length_scale: float
+    mcd_order: int
+    mcd_alpha: float
+    mcd_floor_db: float
+    stop_tolerance: float
+    recognizer: str
+    target_val_mel_loss: float
+    curve_smoothing: float
+    samples: int
+    figures: int
+    sentences: list[str]
+
+    def __post_init__(self) -> None:
+        if self.recognizer not in ("pocketsphinx", "none"):
+            raise ConfigError(f"params.yaml: eval.recognizer must be pocketsphinx or none, got {self.recognizer!r}")
+        if self.length_scale <= 0 or not 0 < self.curve_smoothing <= 1:
+            raise ConfigError("params.yaml: eval.length_scale must be > 0 and eval.curve_smoothing in (0, 1]")
+
+
+def eval_config(params: dict[str, Any]) -> EvalConfig:
+    """The `eval` section as a typed config."""
+    return _build(EvalConfig, params.get("eval", {}), "eval")
+
+
 SIZE_KEYS = (
     "d_model", "heads", "encoder_layers", "decoder_layers", "ff", "latent", "reference_channels",
     "postnet_channels", "postnet_layers", "prenet_dim", "duration_channels",

@@ -32,3 +32,41 @@ def alignment_figure(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
+
+
+def mel_comparison_figure(path: Path, panels: list[tuple[str, np.ndarray]], title: str) -> None:
+    """Log-mels [frames, n_mels] stacked top to bottom on one colour scale (e.g. target,
+    free-running prediction), each with its own time axis."""
+    vmin = min(float(m.min()) for _, m in panels)
+    vmax = max(float(m.max()) for _, m in panels)
+    width = max(6.0, max(len(m) for _, m in panels) / 40)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 2.2 * len(panels)), squeeze=False)
+    for ax, (name, mel) in zip(axes[:, 0], panels):
+        ax.imshow(mel.T, origin="lower", aspect="auto", interpolation="none", cmap="magma", vmin=vmin, vmax=vmax)
+        ax.set_ylabel("mel bin")
+        ax.set_title(name, fontsize=8)
+    axes[-1, 0].set_xlabel("frame")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def attention_figure(path: Path, attention: np.ndarray, expected: np.ndarray, symbols: list[str], title: str) -> None:
+    """Decoder cross-attention (steps x tokens) with the token the durations say is speaking
+    at each step drawn over it."""
+    steps, n_tokens = attention.shape
+    fig, ax = plt.subplots(figsize=(max(6.0, steps / 25), max(4.0, n_tokens / 6)))
+    ax.imshow(attention.T, origin="lower", aspect="auto", interpolation="none", cmap="magma")
+    ax.plot(np.arange(len(expected)), expected, color="cyan", linewidth=1.0, label="durations")
+    ax.set_yticks(range(n_tokens))
+    ax.set_yticklabels(["␣" if s == " " else s for s in symbols], fontsize=6)
+    ax.set_xlabel("decoder step")
+    ax.set_ylabel("token")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

@@ -43,7 +43,7 @@ from pipeline.feature_store import FeatureStore
 from pipeline.split import TRAIN, VAL
 from pipeline.trainer import Trainer
 
-SYNTHESIS_ATTRS = ("symbols", "frontend", "speakers", "languages", "mel", "mel_mean", "mel_std")
+SYNTHESIS_ATTRS = ("symbols", "frontend", "speakers", "languages", "mel", "mel_mean", "mel_std", "features")
 
 
 def run_identity(params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def _fit(
 
     identity = run_identity(params, attrs)
     last, best = models / "last.pt", models / "best.pt"
-    epoch, position, best_val, resumed = 0, 0, float("inf"), False
+    epoch, position, best_val, resumed, elapsed_before = 0, 0, float("inf"), False, 0.0
     if last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
         diff = _differences(identity, ckpt["identity"])
@@ -184,17 +184,24 @@ def _fit(
         else:
             trainer.load_state_dict(ckpt["trainer"])
             epoch, position, best_val = ckpt["epoch"], ckpt["position"], ckpt["best_val"]
+            elapsed_before = ckpt.get("wall_seconds", 0.0)
             resumed = True
             if ctx.is_main:
                 print(f"train: resuming from {last} at step {trainer.step}")
 
     synthesis = {k: attrs[k] for k in SYNTHESIS_ATTRS}
+    started = time.perf_counter()
+
+    def wall_seconds() -> float:
+        """Training wall time over every call of this run (resumes included)."""
+        return elapsed_before + time.perf_counter() - started
 
     def checkpoint() -> None:
         if not ctx.is_main:
             return
         _save(last, {
             "trainer": trainer.state_dict(), "epoch": epoch, "position": position, "best_val": best_val,
+            "wall_seconds": wall_seconds(),
             "identity": identity, "model_config": dataclasses.asdict(mcfg), "params": params, **synthesis,
         })
 
@@ -232,6 +239,7 @@ def _fit(
                             live.log_metric(f"train/{k}", v)
                 if val_batches and trainer.step % rcfg.val_every == 0:
                     val = trainer.validate(val_batches)
+                    val["val/wall_seconds"] = wall_seconds()
                     if live is not None:
                         for k, v in val.items():
                             live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
@@ -269,7 +277,7 @@ def _fit(
     if max(digests) - min(digests) > 1e-6 * max(1.0, abs(digests[0])):
         raise RuntimeError(f"train: data-parallel ranks ended with different weights (digests {digests})")
     summary = {"steps": trainer.step, "best_val_mel_loss": best_val, "skipped_steps": trainer.skipped,
-               "early_stopped": stopped_early, "ranks": ctx.world_size}
+               "early_stopped": stopped_early, "ranks": ctx.world_size, "wall_seconds": round(wall_seconds(), 1)}
     if live is not None:
         for k, v in summary.items():
             live.summary[k] = v

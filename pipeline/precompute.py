@@ -260,7 +260,7 @@ def precompute(
 def _figures(folder: Path, aligned: "Alignment", ids: list[str], symbols: list[list[str]], count: int) -> None:
     for i, soft in sorted(aligned.soft.items())[:count]:
         alignment_figure(
-            folder / f"alignment_{ids[i]}.png",
+            folder / f"{ids[i]}.png",
             soft,
             aligned.durations[i],
             symbols[i],
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", default="data/manifest.parquet", help="manifest written by validate")
     ap.add_argument("--out", default="data/features.zarr", help="features store to write")
     ap.add_argument("--report", default="reports/precompute.json", help="metrics file to write")
-    ap.add_argument("--figures", default="reports/figures", help="folder for alignment figures")
+    ap.add_argument("--figures", default="reports/figures/alignment", help="folder for alignment figures")
     ap.add_argument("--flagged", default="reports/align_flagged.csv", help="list of utterances the aligner flagged")
     args = ap.parse_args(argv)
     limit_heap_fragmentation()

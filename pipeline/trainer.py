@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from model.losses import AdaptiveWeights, LossWeights, combine, kl_weight_schedule
-from model.objective import LossSettings, alignment_error, raw_losses
+from model.objective import LossSettings, raw_losses, teacher_forced_metrics
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.convergence import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
 from pipeline.distributed import DistContext
@@ -190,32 +190,13 @@ class Trainer:
         n = len(keys_r)
         return values[0], dict(zip(keys_r, values[1 : 1 + n])), dict(zip(keys_w, values[1 + n :]))
 
-    @torch.no_grad()
     def validate(self, batches: list[TTSBatch]) -> dict[str, float]:
-        """Teacher-forced validation: val_mel_loss (L1 on normalized mels after the postnet,
-        over real frames) and each raw term, averaged over frames/batches."""
+        """Teacher-forced validation (model/objective.py `teacher_forced_metrics`); feeds the
+        plateau reducer and early stopping."""
         self.model.eval()
-        l1_sum, frames = 0.0, 0
-        terms: dict[str, float] = {}
-        align: list[float] = []
-        for batch in batches:
-            batch = batch.to(self.device)
-            out = self.model(batch)
-            mask = batch.frame_mask[..., None]
-            l1_sum += float(((out.mel_post - batch.mels).abs() * mask).sum() / batch.mels.size(-1))
-            frames += int(batch.frame_mask.sum())
-            for k, v in raw_losses(out, batch, self.settings).items():
-                if v is not None:
-                    terms[k] = terms.get(k, 0.0) + float(v) / len(batches)
-            err = alignment_error(out, batch, self.settings.reduction)
-            if err is not None:
-                align.append(float(err))
-        val = l1_sum / max(frames, 1)
-        result = {"val_mel_loss": val, **{f"val/{k}": v for k, v in terms.items()}}
-        if align:
-            result["val/alignment_error"] = float(np.mean(align))
-        result["lr_reduced"] = float(self.plateau.update(val))
-        result["stop"] = float(self.early.update(val))
+        result = teacher_forced_metrics(self.model, batches, self.settings, self.device)
+        result["lr_reduced"] = float(self.plateau.update(result["val_mel_loss"]))
+        result["stop"] = float(self.early.update(result["val_mel_loss"]))
         return result
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Fixtures that make tiny corpora on disk: speech-like tones whose length follows the text."""
 from __future__ import annotations
 
+import copy
+
 import shutil
 from pathlib import Path
 
@@ -108,6 +110,21 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+TINY_SIZE = {
+    "d_model": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ff": 64, "latent": 4,
+    "reference_channels": 16, "postnet_channels": 16, "postnet_layers": 2, "prenet_dim": 16, "duration_channels": 16,
+}
+
+
+def tiny_params(params: dict, **train: object) -> dict:
+    """params.yaml with a tiny model and a few-step CPU training run (train keys overridable)."""
+    p = copy.deepcopy(params)
+    p["model"]["sizes"]["tiny"] = dict(TINY_SIZE)
+    p["train"].update({"batch_size": 3, "grad_accumulation": 1, "num_workers": 0, "val_every": 2, "max_steps": 6,
+                       "checkpoint_every": 100, "device": "cpu", "lr": 1e-3, "warmup_steps": 2, **train})
+    return p
+
+
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """features.zarr of the twelve clean utterances (val_share 0.25, a 2-step aligner that
@@ -127,3 +144,19 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_outputs(result, root / "manifest.parquet", root / "reports")
     precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, progress=False)
     return root / "features.zarr"
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A few-step training run of the tiny model per decoder on the tiny store: decoder ->
+    folder with models/ and dvclive/ (for the synthesis and evaluation tests)."""
+    from pipeline.fit import fit
+
+    runs = {}
+    for decoder in ("autoregressive", "parallel"):
+        p = tiny_params(load_params(REPO / "params.yaml"), max_steps=6)
+        p["model"]["decoder"] = decoder
+        root = tmp_path_factory.mktemp(f"run_{decoder}")
+        fit(tiny_store, p, root / "models", root / "dvclive", progress=False)
+        runs[decoder] = root
+    return runs

@@ -81,7 +81,7 @@ def test_durations_sum_to_frames_and_phones_get_a_frame(planted: tuple[Path, str
 
 def test_alignment_figures_are_written(planted: tuple[Path, str, dict]) -> None:
     root, _, _ = planted
-    figures = sorted((root / "figures").glob("alignment_*.png"))
+    figures = sorted((root / "figures").glob("*.png"))
     assert len(figures) == 2
     assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in figures)
 

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, tiny_params
 from pipeline.dataset import BucketBatchSampler
-from test_fit import tiny_params
 
 
 def test_ranks_get_disjoint_shards_of_equal_length() -> None:

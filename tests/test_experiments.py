@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import TEXTS, write_corpus
+from conftest import TEXTS, TINY_SIZE as TINY, write_corpus
 from test_pipeline_e2e import VENV_BIN, ran_stages, run, set_params
 
-TINY = {
-    "d_model": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ff": 64, "latent": 4,
-    "reference_channels": 16, "postnet_channels": 16, "postnet_layers": 2, "prenet_dim": 16, "duration_channels": 16,
-}
 
 
 def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(tmp_path, repo_copy):

@@ -1,24 +1,13 @@
 """The training loop: it trains, logs, checkpoints, and resumes exactly."""
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import torch
 
+from conftest import tiny_params
 from pipeline.fit import fit
-
-
-def tiny_params(params: dict, **train: object) -> dict:
-    p = copy.deepcopy(params)
-    p["model"]["sizes"]["tiny"] = {
-        "d_model": 32, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "ff": 64, "latent": 4,
-        "reference_channels": 16, "postnet_channels": 16, "postnet_layers": 2, "prenet_dim": 16, "duration_channels": 16,
-    }
-    p["train"].update({"batch_size": 3, "grad_accumulation": 1, "num_workers": 0, "val_every": 2, "max_steps": 6,
-                       "checkpoint_every": 100, "device": "cpu", "lr": 1e-3, "warmup_steps": 2, **train})
-    return p
 
 
 def weights(models) -> torch.Tensor:

@@ -1,0 +1,95 @@
+"""`hamgara synth`: text to speech from a checkpoint alone.
+
+  hamgara synth "Hello there." -o hello.wav
+  hamgara synth --file lines.txt -o out/          # one wav per line: out/0001.wav, ...
+  echo "Hello." | hamgara synth - -o hello.wav
+
+The checkpoint carries everything synthesis needs (model, symbols, frontend, mel settings and
+statistics). Griffin-Lim is the default vocoder; `--vocoder FILE` uses a TorchScript neural
+vocoder instead (see model/vocoder.py). Prints the real-time factor: seconds of computing per
+second of audio.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.atomic import write_wav
+
+
+def _lines(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        lines = [line for line in lines if line and not line.startswith("#")]
+        if not lines:
+            raise ValueError(f"{path}: no lines to synthesize (blank lines and # comments are skipped)")
+        return lines
+    if args.text == "-":
+        return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()] or [""]
+    if args.text is None:
+        raise ValueError("give a text, - for standard input, or --file")
+    return [args.text]
+
+
+def _outputs(out: Path, count: int) -> list[Path]:
+    if count == 1 and out.suffix.lower() == ".wav":
+        return [out]
+    if out.suffix.lower() == ".wav":
+        raise ValueError(f"{out}: {count} lines need a folder for -o, not a .wav file")
+    return [out / f"{i + 1:04d}.wav" for i in range(count)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry of `hamgara synth`."""
+    ap = argparse.ArgumentParser(prog="hamgara synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("text", nargs="?", help="the text to say; - reads lines from standard input")
+    ap.add_argument("--file", help="a UTF-8 file, one line per utterance (batch mode)")
+    ap.add_argument("-o", "--out", default="synth.wav", help="output .wav (one line) or folder (several); default synth.wav")
+    ap.add_argument("--checkpoint", default="models/best.pt", help="model checkpoint (default models/best.pt)")
+    ap.add_argument("--language", help="language (an espeak-ng voice the model was trained on); default: the model's only one")
+    ap.add_argument("--speaker", help="speaker name from training; default: the first")
+    ap.add_argument("--reference", help="a reference wav whose style (the style latent) the speech takes on")
+    ap.add_argument("--length-scale", type=float, default=1.0, help="stretch predicted durations (>1 slower); default 1.0")
+    ap.add_argument("--vocoder", default="griffin_lim", help="griffin_lim (default) or a TorchScript vocoder file")
+    ap.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations (default 60)")
+    ap.add_argument("--batch-size", type=int, default=8, help="lines synthesized together (default 8)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
+    args = ap.parse_args(argv)
+    if args.length_scale <= 0:
+        ap.error("--length-scale must be positive")
+
+    from model.text import FrontendError
+    from model.vocoder import load_vocoder
+    from pipeline.durations import resolve_device
+    from pipeline.synthesizer import CheckpointError, Synthesizer
+
+    try:
+        texts = _lines(args)
+        outputs = _outputs(Path(args.out), len(texts))
+        device = resolve_device(args.device)
+        synth = Synthesizer.from_file(args.checkpoint, device)
+        vocoder = load_vocoder(args.vocoder, synth.mel_settings, args.griffin_lim_iters, device)
+        utts = synth.synthesize(texts, vocoder, args.language, args.speaker, args.reference, args.length_scale,
+                                args.batch_size)
+    except (FrontendError, CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    audio = compute = 0.0
+    for utt, path in zip(utts, outputs):
+        assert utt.wave is not None
+        write_wav(path, utt.wave, vocoder.sample_rate)
+        seconds = len(utt.wave) / vocoder.sample_rate
+        audio += seconds
+        compute += utt.model_seconds + utt.vocoder_seconds
+        stop = "" if utt.stop_fired is None else ("" if utt.stop_fired else "  (stop token never fired: length cap)")
+        print(f"{path}  {seconds:.2f} s{stop}")
+    print(f"synth: {len(utts)} utterance(s), {audio:.1f} s of audio, real-time factor {compute / max(audio, 1e-9):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

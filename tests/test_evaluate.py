@@ -1,0 +1,67 @@
+"""The evaluate stage: free-running synthesis of the validation split, every metric written."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from conftest import REPO
+from pipeline.config import eval_config, load_params
+from pipeline.evaluate import evaluate, stop_outcome
+
+
+def _run(tiny_runs, tiny_store, tmp_path, decoder: str) -> tuple[dict, object]:
+    params = load_params(REPO / "params.yaml")
+    cfg = dataclasses.replace(
+        eval_config(params), checkpoint=str(tiny_runs[decoder] / "models" / "best.pt"), griffin_lim_iters=4,
+        device="cpu", samples=1, figures=1, sentences=["The small dog slept."],
+    )
+    reports = tmp_path / "reports"
+    metrics = evaluate(tiny_store, tiny_store.parent / "manifest.parquet", tiny_runs[decoder] / "dvclive", cfg, params,
+                       reports, progress=False)
+    return metrics, reports
+
+
+@pytest.fixture(scope="module")
+def ar_eval(tiny_runs, tiny_store, tmp_path_factory) -> tuple[dict, object]:
+    return _run(tiny_runs, tiny_store, tmp_path_factory.mktemp("eval_ar"), "autoregressive")
+
+
+def test_evaluate_writes_every_metric_for_the_autoregressive_decoder(ar_eval) -> None:
+    metrics, reports = ar_eval
+    on_disk = json.loads((reports / "eval.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    for key in ("val_mel_loss", "alignment_error", "length_ratio_error", "duration_mae_frames"):
+        assert isinstance(on_disk[key], float), key
+    assert set(on_disk["mcd"]) == {"model", "vocoder_ceiling", "model_share"}
+    assert on_disk["mcd"]["model"] > 0 and on_disk["mcd"]["vocoder_ceiling"] > 0
+    assert sum(on_disk["stop"].values()) == on_disk["utterances"] >= 2
+    assert set(on_disk["wer"]) == {"synthesized", "vocoded_truth", "truth", "gap", "held_back"}
+    assert set(on_disk["rtf"]) == {"model", "vocoder", "total"} and on_disk["rtf"]["total"] > 0
+    conv = on_disk["convergence"]
+    assert conv["validations"] >= 2 and {"val_curve_area", "wall_seconds", "best_val_mel_loss"} <= set(conv)
+
+
+def test_evaluate_writes_samples_figures_table_and_summary(ar_eval) -> None:
+    metrics, reports = ar_eval
+    kinds = sorted(p.name.split("_", 2)[-1] for p in (reports / "samples").glob("utt_*.wav"))
+    assert kinds == ["synthesized.wav", "truth.wav", "vocoded_truth.wav"]
+    assert (reports / "samples" / "held_back_01.wav").is_file()
+    assert sorted(p.name.split("_")[-1] for p in (reports / "figures" / "eval").glob("*.png")) == ["attention.png", "mel.png"]
+    assert len((reports / "eval_utterances.csv").read_text().splitlines()) == metrics["utterances"] + 1
+    assert "MCD-DTW, model" in (reports / "summary.md").read_text()
+
+
+def test_evaluate_works_for_the_parallel_decoder_without_stop_metrics(tiny_runs, tiny_store, tmp_path) -> None:
+    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "parallel")
+    assert metrics["decoder"] == "parallel" and "stop" not in metrics and "alignment_error" not in metrics
+    assert metrics["mcd"]["model"] > 0 and "wer" in metrics
+
+
+@pytest.mark.parametrize(
+    "fired, predicted, outcome",
+    [(True, 100, "on_time"), (True, 70, "early"), (True, 130, "late"), (False, 200, "never"), (None, 100, None)],
+)
+def test_stop_outcome_classifies_by_the_length_tolerance(fired, predicted, outcome) -> None:
+    assert stop_outcome(fired, predicted, 100, 0.2) == outcome
