@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Hamgara set-up and entry point on Debian 12 (as root, or with the apt packages already there).
-#   ./setup.sh repro   install everything (apt packages, .venv) and run the DVC pipeline on the demo,
-#                      training as the experiment `cpu-demo` with the CPU-budget overrides below
+#   ./setup.sh repro   install everything (apt packages, .venv) and run the DVC pipeline on the demo
+#                      (corpus -> validate -> precompute -> train -> evaluate), as the experiment
+#                      `cpu-demo-<time>` with the CPU-budget overrides below
 #   ./setup.sh test    install everything plus test dependencies and run the test suite
 # Re-running is cheap: the venv is reused while pyproject.toml is unchanged.
 set -euo pipefail
@@ -79,6 +80,10 @@ case "${1:-}" in
     log "  validation: reports/validation.json, reports/rejected.csv, reports/warnings.csv"
     log "  features:   data/features.zarr, reports/precompute.json, reports/figures/alignment/"
     log "  model:      models/best.pt, models/last.pt; curves: dvc plots show; runs: dvc exp show"
+    log "  evaluation: reports/summary.md (read this first), reports/eval.json"
+    log "  listen:     reports/samples/ (*_synthesized.wav next to *_vocoded_truth.wav and *_truth.wav)"
+    log "  look:       reports/figures/eval/ (predicted vs target mel, attention with the duration path)"
+    log "  speak:      .venv/bin/hamgara synth \"Your sentence here.\" -o hello.wav"
     dvc metrics show
     ;;
   test)

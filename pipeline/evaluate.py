@@ -66,13 +66,14 @@ def _val_indices(store: FeatureStore, limit: int) -> np.ndarray:
     return idx[:limit] if limit > 0 else idx
 
 
-def _truth_wave(manifest: pd.DataFrame, utt_id: str, synth: Synthesizer) -> np.ndarray:
+def _truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:
+    """The recording, read as precompute read it (resampled, trimmed, peak-normalized)."""
     from pipeline.precompute import load_waveform
 
     if utt_id not in manifest.index:
         raise ValueError(f"{utt_id}: in features.zarr but not in the manifest; rerun dvc repro precompute")
-    f = synth.features or {"trim_top_db": 40.0, "peak_norm": 0.95}
-    wave, _ = load_waveform(str(manifest.loc[utt_id, "audio"]), synth.mel_settings.sample_rate, f["trim_top_db"], f["peak_norm"])
+    wave, _ = load_waveform(str(manifest.loc[utt_id, "audio"]), features["sample_rate"], features["trim_top_db"],
+                            features["peak_norm"])
     return wave.numpy()
 
 
@@ -157,7 +158,7 @@ def evaluate(
                 per_vocoder = time.perf_counter() - t1
                 true_mel = store.mel(i)
                 vocoded_truth = vocoder(torch.from_numpy(true_mel)).numpy()
-                truth = _truth_wave(manifest, ids[i], synth)
+                truth = _truth_wave(manifest, ids[i], store.attrs["features"])
                 ref = mel_cepstrum(trim_silence(truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
                 true_durations = store.durations(i)
                 row: dict[str, Any] = {

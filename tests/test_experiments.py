@@ -23,18 +23,20 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
         model={"sizes": {"tiny": TINY, "small": TINY, "base": TINY}},
         train={"max_steps": 4, "batch_size": 3, "grad_accumulation": 1, "num_workers": 0, "val_every": 2,
                "checkpoint_every": 100, "device": "cpu", "lr": 1e-3, "warmup_steps": 2},
+        eval={"griffin_lim_iters": 4, "device": "cpu", "samples": 1, "figures": 1, "sentences": ["The small dog slept."]},
     )
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "tiny")
 
-    first = run(repo, dvc, "repro", "train")
-    assert ran_stages(first) == ["validate", "precompute", "train"]
+    first = run(repo, dvc, "repro", "evaluate")
+    assert ran_stages(first) == ["validate", "precompute", "train", "evaluate"]
+    assert (repo / "reports" / "summary.md").is_file() and list((repo / "reports" / "samples").glob("*.wav"))
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "baseline run")
     base = json.loads((repo / "dvclive" / "metrics.json").read_text())
 
-    exp = run(repo, dvc, "exp", "run", "train", "-S", "train.mel_loss_weight=35")
-    assert ran_stages(exp) == ["train"]  # only the stage that reads the changed param
+    exp = run(repo, dvc, "exp", "run", "evaluate", "-S", "train.mel_loss_weight=35")
+    assert ran_stages(exp) == ["train", "evaluate"]  # only the stages downstream of the changed param
     assert "not resuming" in exp  # the baseline's checkpoint is kept aside, the run starts fresh
     other = json.loads((repo / "dvclive" / "metrics.json").read_text())
     assert other["step"] == base["step"]
@@ -43,3 +45,4 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
     diff = run(repo, dvc, "metrics", "diff", "--json")
     changed = json.loads(diff)["dvclive/metrics.json"]
     assert "train.weighted.mel" in changed
+    assert "mcd.model" in json.loads(diff)["reports/eval.json"]
