@@ -12,6 +12,7 @@ STAGES = {
     "train": "train the acoustic model; models/ and dvclive/ (resumes after an interruption)",
     "evaluate": "free-running synthesis of the validation split scored against the recordings; reports/",
     "synth": "text to speech from a checkpoint: hamgara synth \"Hello.\" -o hello.wav",
+    "doctor": "review the data and the training run: reports/doctor.md (ok / warning / problem, with fixes)",
     "model-info": "parameter counts of the model for every size and decoder",
 }
 MODULES = {"model-info": "model_info"}

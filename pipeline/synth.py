@@ -5,8 +5,8 @@
   echo "Hello." | hamgara synth - -o hello.wav
 
 The checkpoint carries everything synthesis needs (model, symbols, frontend, mel settings and
-statistics). Griffin-Lim is the default vocoder; `--vocoder FILE` uses a TorchScript neural
-vocoder instead (see model/vocoder.py). Prints the real-time factor: seconds of computing per
+statistics). Griffin-Lim is the default vocoder; `--vocoder FILE` uses an exported neural
+vocoder instead (torch.export .pt2 or TorchScript; see model/vocoder.py). Prints the real-time factor: seconds of computing per
 second of audio.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speaker", help="speaker name from training; default: the first")
     ap.add_argument("--reference", help="a reference wav whose style (the style latent) the speech takes on")
     ap.add_argument("--length-scale", type=float, default=1.0, help="stretch predicted durations (>1 slower); default 1.0")
-    ap.add_argument("--vocoder", default="griffin_lim", help="griffin_lim (default) or a TorchScript vocoder file")
+    ap.add_argument("--vocoder", default="griffin_lim", help="griffin_lim (default) or an exported neural vocoder file (.pt2 or TorchScript)")
     ap.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations (default 60)")
     ap.add_argument("--batch-size", type=int, default=8, help="lines synthesized together (default 8)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")

@@ -1,0 +1,113 @@
+"""`hamgara doctor` flags planted problems in the reports and the run history, with a fix."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.doctor import OK, PROBLEM, WARNING, check_alignment, check_checkpoint, check_run, check_store, check_validation
+from pipeline.doctor import main as doctor_main
+
+CLEAN = {"rows": 100, "accepted": 100, "rejected": 0, "rejected_share": 0.0, "rejected_by_reason": {},
+         "warnings": 0, "warnings_by_kind": {}, "sample_rates": {"22050": 100}}
+
+
+def _verdicts(checks) -> dict[str, str]:
+    return {c.name: c.verdict for c in checks}
+
+
+def test_a_clean_validation_report_is_all_ok() -> None:
+    assert set(_verdicts(check_validation(CLEAN)).values()) == {OK}
+
+
+def test_silent_files_are_flagged_with_the_fix() -> None:
+    report = {**CLEAN, "accepted": 98, "rejected": 2, "rejected_share": 0.02, "rejected_by_reason": {"silent": 2}}
+    checks = {c.name: c for c in check_validation(report)}
+    assert checks["rejected rows"].verdict == WARNING and "silent 2" in checks["rejected rows"].evidence
+    assert "re-record" in checks["rejected rows"].fix
+    assert checks["silence and clipping"].verdict == WARNING
+
+
+def test_many_rejections_are_a_problem() -> None:
+    report = {**CLEAN, "rejected": 20, "rejected_share": 0.2, "rejected_by_reason": {"rate_outlier": 20}}
+    assert _verdicts(check_validation(report))["rejected rows"] == PROBLEM
+
+
+def test_mixed_sample_rates_are_a_warning() -> None:
+    assert _verdicts(check_validation({**CLEAN, "sample_rates": {"22050": 60, "16000": 40}}))["sample rates"] == WARNING
+
+
+def test_a_mismatched_transcript_flagged_by_the_aligner_names_the_id_to_listen_to() -> None:
+    check = check_alignment({"utterances": 100, "align": {"flagged_ids": ["utt_042"], "score_median": 0.1}})[0]
+    assert check.verdict == WARNING and "utt_042" in check.evidence and "transcript" in check.fix
+
+
+def test_the_tiny_store_passes_the_store_checks_and_rare_symbols_are_flagged(tiny_store) -> None:
+    checks = {c.name: c for c in check_store(tiny_store, min_symbol_count=0, max_frames=8192)}
+    assert checks["symbol coverage"].verdict == OK and checks["mel statistics"].verdict == OK
+    assert check_store(tiny_store, min_symbol_count=10**6, max_frames=8192)[0].verdict == WARNING
+    assert {c.name: c.verdict for c in check_store(tiny_store, 1, max_frames=10)}["utterance lengths"] == PROBLEM
+
+
+def test_a_checkpoint_from_other_features_is_a_problem(tiny_runs, tiny_store, tmp_path) -> None:
+    import torch
+
+    path = tiny_runs["parallel"] / "models" / "best.pt"
+    assert check_checkpoint(path, tiny_store)[0].verdict == OK
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["mel_mean"] = [m + 1.0 for m in ckpt["mel_mean"]]
+    torch.save(ckpt, tmp_path / "other.pt")
+    check = check_checkpoint(tmp_path / "other.pt", tiny_store)[0]
+    assert check.verdict == PROBLEM and "mel_mean" in check.evidence
+
+
+def _history(root: Path, **series: list[float]) -> Path:
+    """A dvclive-like history: name -> values at steps 0, 1, 2, ..."""
+    for name, values in series.items():
+        path = root / "plots" / "metrics" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        leaf = name.split("/")[-1]
+        path.write_text(f"step\t{leaf}\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(values)))
+    return root
+
+
+def test_a_healthy_run_history_is_all_ok(tmp_path) -> None:
+    live = _history(tmp_path, **{"train/loss": [3, 2, 1], "train/lr": [1e-4, 5e-4, 1e-3], "train/skipped_steps": [0, 0, 0],
+                                 "train/loss_slope": [-0.1, -0.1, -0.1], "val_mel_loss": [0.5, 0.4, 0.3],
+                                 "train/frames_per_s": [1000, 1000, 1000]})
+    assert set(_verdicts(check_run(live)).values()) == {OK}
+
+
+def test_a_too_low_learning_rate_is_flagged(tmp_path) -> None:
+    live = _history(tmp_path, **{"train/loss": [3, 3, 3], "train/lr": [1e-7, 1e-6, 2e-6]})
+    check = {c.name: c for c in check_run(live)}["learning rate"]
+    assert check.verdict == WARNING and "raise train.lr" in check.fix
+
+
+def test_skipped_steps_a_flat_loss_and_overfitting_are_flagged(tmp_path) -> None:
+    live = _history(tmp_path, **{"train/loss": [3, 2, 1, 1], "train/skipped_steps": [0, 1, 2, 3],
+                                 "train/loss_slope": [-0.1, 0.0, 0.01, 0.02], "val_mel_loss": [0.5, 0.3, 0.4, 0.45]})
+    verdicts = _verdicts(check_run(live))
+    assert verdicts["non-finite steps"] == WARNING
+    assert verdicts["convergence slope"] == WARNING
+    assert verdicts["train/validation gap"] == WARNING
+
+
+def test_low_gpu_utilisation_points_at_the_loader(tmp_path) -> None:
+    live = _history(tmp_path, **{"train/loss": [3, 2], "train/gpu_utilization": [40, 45], "train/frames_per_s": [9, 9]})
+    check = {c.name: c for c in check_run(live)}["GPU utilisation"]
+    assert check.verdict == WARNING and "num_workers" in check.fix
+
+
+def test_doctor_writes_the_report_and_exits_1_on_a_problem(tmp_path, tiny_store, tiny_runs) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "validation.json").write_text(json.dumps({**CLEAN, "rejected": 30, "rejected_share": 0.3,
+                                                         "rejected_by_reason": {"clipped": 30}}))
+    (reports / "precompute.json").write_text(json.dumps({"utterances": 12, "align": {"flagged_ids": []}}))
+    rc = doctor_main(["--reports", str(reports), "--features", str(tiny_store),
+                      "--checkpoint", str(tiny_runs["parallel"] / "models" / "best.pt"),
+                      "--run", str(tiny_runs["parallel"] / "dvclive"), "--min-symbol-count", "1"])
+    assert rc == 1
+    md = (reports / "doctor.md").read_text()
+    assert md.index("PROBLEM") < md.index("| ok |") and "re-record at a lower gain" in md
+    assert {c["name"] for c in json.loads((reports / "doctor.json").read_text())["checks"]} >= {"rejected rows", "learning rate"}
