@@ -111,3 +111,37 @@ def test_doctor_writes_the_report_and_exits_1_on_a_problem(tmp_path, tiny_store,
     md = (reports / "doctor.md").read_text()
     assert md.index("PROBLEM") < md.index("| ok |") and "re-record at a lower gain" in md
     assert {c["name"] for c in json.loads((reports / "doctor.json").read_text())["checks"]} >= {"rejected rows", "learning rate"}
+
+
+def _model_checks(params, tiny_store, **train) -> dict:
+    from conftest import tiny_params
+    from pipeline.doctor import check_model
+
+    p = tiny_params(params, **train)
+    return {c.name: c for c in check_model(p, tiny_store, overfit_steps=150, overfit_lr=3e-3)}
+
+
+def test_the_model_checks_pass_on_a_healthy_model(params, tiny_store) -> None:
+    checks = _model_checks(params, tiny_store)
+    assert checks["overfit one batch"].verdict == OK, checks["overfit one batch"].evidence
+    assert checks["gradient flow"].verdict == OK
+
+
+def test_a_weight_that_makes_one_term_dominate_is_flagged(params, tiny_store) -> None:
+    check = _model_checks(params, tiny_store, duration_loss_weight=1e4)["loss-term gradient shares"]
+    assert check.verdict == WARNING and "lower train.duration_loss_weight" in check.fix
+
+
+def test_a_broken_mask_fails_the_overfit_check(params, tiny_store, monkeypatch) -> None:
+    import pipeline.dataset as dataset
+
+    real = dataset.collate
+
+    def broken(items):  # the classic bug: padding counted as real frames, real frames masked
+        batch, padding = real(items)
+        batch.frame_mask = ~batch.frame_mask
+        return batch, padding
+
+    monkeypatch.setattr(dataset, "collate", broken)
+    checks = _model_checks(params, tiny_store)
+    assert checks["overfit one batch"].verdict == PROBLEM and "masks" in checks["overfit one batch"].fix
