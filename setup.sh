@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv git festival festvox-us-slt-hts espeak-ng libespeak-ng1 libsndfile1)
 VENV=.venv
-# Demo training on a CPU: the whole pipeline in about 25 minutes on 2 cores. Chosen by measurement
+# Demo training on a CPU: the whole pipeline in about 30 minutes on 2 cores. Chosen by measurement
 # (README, "Measured"): at this budget the parallel decoder speaks intelligibly (pocketsphinx WER
 # 0.20 above Griffin-Lim-vocoded truth) and the autoregressive one does not yet (0.67-0.69 above,
 # with reduction 2 or 4); the documented GPU recipe keeps the autoregressive decoder.
