@@ -210,6 +210,16 @@ def eval_config(params: dict[str, Any]) -> EvalConfig:
     return _build(EvalConfig, params.get("eval", {}), "eval")
 
 
+def store_model_config(params: dict[str, Any], attrs: dict[str, Any]) -> "ModelConfig":
+    """`model_config` with the vocabulary sizes, n_mels and the word separators (the symbols
+    that may last 0 frames) of a features store's attributes."""
+    symbols = attrs["symbols"]
+    return model_config(
+        params, len(symbols), len(attrs["speakers"]), len(attrs["languages"]), attrs["mel"]["n_mels"],
+        tuple(i for i, s in enumerate(symbols) if s == " "),
+    )
+
+
 SIZE_KEYS = (
     "d_model", "heads", "encoder_layers", "decoder_layers", "ff", "latent", "reference_channels",
     "postnet_channels", "postnet_layers", "prenet_dim", "duration_channels",

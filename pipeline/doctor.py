@@ -241,18 +241,16 @@ def check_model(
     import torch
 
     from model.tts import HamgaraTTS
-    from pipeline.config import loss_settings, loss_weights, model_config
+    from pipeline.config import loss_settings, loss_weights, store_model_config
     from pipeline.dataset import FeatureDataset, collate
     from pipeline.feature_store import FeatureStore
     from pipeline.model_checks import gradient_flow, gradient_shares, overfit_one_batch
     from pipeline.split import TRAIN
+    from pipeline.synthesizer import model_state
 
     if not store_path.exists():
         return [Check("model", "model checks", PROBLEM, f"{store_path} is missing", "run dvc repro precompute")]
-    attrs = FeatureStore(store_path).attrs
-    symbols = attrs["symbols"]
-    cfg = model_config(params, len(symbols), len(attrs["speakers"]), len(attrs["languages"]), attrs["mel"]["n_mels"],
-                       tuple(i for i, s in enumerate(symbols) if s == " "))
+    cfg = store_model_config(params, FeatureStore(store_path).attrs)
     settings, weights = loss_settings(params, cfg.reduction), loss_weights(params)
     dataset = FeatureDataset(store_path, [TRAIN])
     items = [dataset[k] for k in range(min(batch_size, len(dataset)))]
@@ -265,9 +263,8 @@ def check_model(
     shared, where = HamgaraTTS(cfg), "at initialisation"
     if checkpoint is not None and checkpoint.is_file():
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        state = ckpt["model"] if "model" in ckpt else ckpt["trainer"]["model"]
         try:
-            shared.load_state_dict(state)
+            shared.load_state_dict(model_state(ckpt))
             where = f"on {checkpoint}"
         except RuntimeError:  # trained with other model params: judge the fresh model instead
             pass

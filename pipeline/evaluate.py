@@ -21,7 +21,6 @@ import argparse
 import csv
 import io
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +60,6 @@ def stop_outcome(fired: bool | None, predicted: int, target: int, tolerance: flo
     return "on_time"
 
 
-def _val_indices(store: FeatureStore, limit: int) -> np.ndarray:
-    idx = np.flatnonzero(store.array("split") == VAL)
-    return idx[:limit] if limit > 0 else idx
-
-
 def _truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:
     """The recording, read as precompute read it (resampled, trimmed, peak-normalized)."""
     from pipeline.precompute import load_waveform
@@ -82,28 +76,25 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _teacher_forced(
-    synth: Synthesizer, store_path: Path, indices: np.ndarray, settings: LossSettings, batch_size: int
+    synth: Synthesizer, dataset: FeatureDataset, count: int, settings: LossSettings, batch_size: int, figures: int
 ) -> tuple[dict[str, float], dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """val_mel_loss and friends over the chosen utterances, and each one's attention and
-    expected-token path (autoregressive decoder) for the figures."""
-    dataset = FeatureDataset(store_path, [VAL])
-    position = {int(i): k for k, i in enumerate(dataset.indices)}
-    items = [dataset[position[int(i)]] for i in indices]
+    """val_mel_loss and friends over the dataset's first `count` utterances, and for the first
+    `figures` of them (the ones drawn) the attention and expected-token path (autoregressive
+    decoder), keyed by store index."""
+    items = [dataset[k] for k in range(count)]
     batches = [collate(items[k : k + batch_size])[0] for k in range(0, len(items), batch_size)]
     metrics = teacher_forced_metrics(synth.model, batches, settings, synth.device)
     attention: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if synth.config.decoder == "autoregressive":
-        r = synth.config.reduction
+    drawn = items[:figures]
+    if synth.config.decoder == "autoregressive" and drawn:
+        batch = collate(drawn)[0].to(synth.device)
         with torch.no_grad():
-            for batch in batches:
-                out = synth.model(batch.to(synth.device))
-                steps = torch.arange(out.attention.size(1), device=synth.device)
-                expected = expected_tokens(batch.durations.to(synth.device), steps, r)
-                for k in range(batch.tokens.size(0)):
-                    n = int(batch.token_mask[k].sum())
-                    s = int(out.step_mask[k].sum())
-                    i = int(indices[len(attention)])
-                    attention[i] = (out.attention[k, :s, :n].float().cpu().numpy(), expected[k, :s].cpu().numpy())
+            out = synth.model(batch)
+        steps = torch.arange(out.attention.size(1), device=synth.device)
+        expected = expected_tokens(batch.durations, steps, synth.config.reduction)
+        for k, item in enumerate(drawn):
+            n, s = int(batch.token_mask[k].sum()), int(out.step_mask[k].sum())
+            attention[item["index"]] = (out.attention[k, :s, :n].float().cpu().numpy(), expected[k, :s].cpu().numpy())
     return metrics, attention
 
 
@@ -122,7 +113,8 @@ def evaluate(
     store = FeatureStore(store_path)
     if list(store.attrs["symbols"]) != synth.symbols:
         raise CheckpointError(f"{cfg.checkpoint}: trained on another symbol table than {store_path}; retrain (dvc repro train)")
-    indices = _val_indices(store, cfg.utterances)
+    dataset = FeatureDataset(store_path, [VAL])
+    indices = dataset.indices[: cfg.utterances] if cfg.utterances > 0 else dataset.indices
     if len(indices) == 0:
         raise ValueError(f"{store_path}: no validation utterances to evaluate (features.val_share is 0?)")
     manifest = pd.read_parquet(manifest_path).set_index("id")
@@ -130,10 +122,10 @@ def evaluate(
     languages, speakers = store.array("language"), store.array("speaker")
     vocoder: Vocoder = load_vocoder(cfg.vocoder, synth.mel_settings, cfg.griffin_lim_iters, device)
     sr = vocoder.sample_rate
-    hop = synth.mel_settings.hop_length
     recognizer = Recognizer() if cfg.recognizer == "pocketsphinx" else None
 
-    tf, attention = _teacher_forced(synth, store_path, indices, loss_settings(settings_params, synth.config.reduction), cfg.batch_size)
+    tf, attention = _teacher_forced(synth, dataset, len(indices), loss_settings(settings_params, synth.config.reduction),
+                                    cfg.batch_size, cfg.figures)
 
     rows: list[dict[str, Any]] = []
     waves: dict[int, dict[str, np.ndarray]] = {}
@@ -145,44 +137,42 @@ def evaluate(
     for i in indices:
         groups.setdefault((int(languages[i]), int(speakers[i])), []).append(int(i))
     for (lang, spk), members in groups.items():
+        # Scored shortest first: pocketsphinx adapts its cepstral mean from one utterance to the
+        # next, so the order it hears them in is part of the WER.
         members = sorted(members, key=lambda i: len(store.tokens(i)))
-        for start in range(0, len(members), cfg.batch_size):
-            chunk = members[start : start + cfg.batch_size]
-            t0 = time.perf_counter()
-            outs = synth.mels([store.tokens(i).astype(int).tolist() for i in chunk], synth.languages[lang], spk,
-                              None, cfg.length_scale)
-            per_model = (time.perf_counter() - t0) / len(chunk)
-            for i, (mel, fired, durations) in zip(chunk, outs):
-                t1 = time.perf_counter()
-                wave = vocoder(torch.from_numpy(mel)).numpy()
-                per_vocoder = time.perf_counter() - t1
-                true_mel = store.mel(i)
-                vocoded_truth = vocoder(torch.from_numpy(true_mel)).numpy()
-                truth = _truth_wave(manifest, ids[i], store.attrs["features"])
-                ref = mel_cepstrum(trim_silence(truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
-                true_durations = store.durations(i)
-                row: dict[str, Any] = {
-                    "id": ids[i],
-                    "text": texts[i],
-                    "frames": len(mel),
-                    "target_frames": len(true_mel),
-                    "length_ratio": len(mel) / max(len(true_mel), 1),
-                    "stop": stop_outcome(fired, len(mel), len(true_mel), cfg.stop_tolerance),
-                    "duration_mae_frames": float(np.abs(durations - true_durations).mean()),
-                    "mcd_model": mcd_dtw(ref, mel_cepstrum(trim_silence(wave), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)),
-                    "mcd_vocoder": mcd_dtw(ref, mel_cepstrum(trim_silence(vocoded_truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)),
-                }
-                if recognizer is not None:
-                    row["heard_synthesized"] = recognizer.transcribe(wave, sr)
-                    row["heard_vocoded_truth"] = recognizer.transcribe(vocoded_truth, sr)
-                    row["heard_truth"] = recognizer.transcribe(truth, sr)
-                rows.append(row)
-                waves[i] = {"synthesized": wave, "vocoded_truth": vocoded_truth, "truth": truth}
-                mels[i] = (mel, true_mel)
-                audio_seconds += len(wave) / sr
-                model_seconds += per_model
-                vocoder_seconds += per_vocoder
-                bar.update(1)
+        utts = synth.synthesize_tokens([store.tokens(i).astype(int).tolist() for i in members],
+                                       [texts[i] for i in members], vocoder, synth.languages[lang], spk, None,
+                                       cfg.length_scale, cfg.batch_size)
+        for i, utt in zip(members, utts):
+            mel, fired, durations, wave = utt.mel, utt.stop_fired, utt.durations, utt.wave
+            assert wave is not None
+            true_mel = store.mel(i)
+            vocoded_truth = vocoder(torch.from_numpy(true_mel)).numpy()
+            truth = _truth_wave(manifest, ids[i], store.attrs["features"])
+            ref = mel_cepstrum(trim_silence(truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
+            true_durations = store.durations(i)
+            row: dict[str, Any] = {
+                "id": ids[i],
+                "text": texts[i],
+                "frames": len(mel),
+                "target_frames": len(true_mel),
+                "length_ratio": len(mel) / max(len(true_mel), 1),
+                "stop": stop_outcome(fired, len(mel), len(true_mel), cfg.stop_tolerance),
+                "duration_mae_frames": float(np.abs(durations - true_durations).mean()),
+                "mcd_model": mcd_dtw(ref, mel_cepstrum(trim_silence(wave), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)),
+                "mcd_vocoder": mcd_dtw(ref, mel_cepstrum(trim_silence(vocoded_truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)),
+            }
+            if recognizer is not None:
+                row["heard_synthesized"] = recognizer.transcribe(wave, sr)
+                row["heard_vocoded_truth"] = recognizer.transcribe(vocoded_truth, sr)
+                row["heard_truth"] = recognizer.transcribe(truth, sr)
+            rows.append(row)
+            waves[i] = {"synthesized": wave, "vocoded_truth": vocoded_truth, "truth": truth}
+            mels[i] = (mel, true_mel)
+            audio_seconds += len(wave) / sr
+            model_seconds += utt.model_seconds
+            vocoder_seconds += utt.vocoder_seconds
+            bar.update(1)
     bar.close()
     rows.sort(key=lambda r: r["id"])
 
@@ -229,7 +219,7 @@ def evaluate(
     }
     metrics["convergence"]["target_val_mel_loss"] = cfg.target_val_mel_loss
 
-    _write_people_outputs(reports, cfg, synth, rows, waves, mels, attention, held_back, sr, hop, ids, store)
+    _write_people_outputs(reports, cfg, synth, rows, waves, mels, attention, held_back, sr, ids, store)
     _write_table(reports / "eval_utterances.csv", rows)
     write_json(reports / "eval.json", metrics)
     write_text(reports / "summary.md", summary_markdown(metrics, rows, held_back, cfg))
@@ -246,7 +236,6 @@ def _write_people_outputs(
     attention: dict[int, tuple[np.ndarray, np.ndarray]],
     held_back: list[tuple[str, np.ndarray, str | None]],
     sr: int,
-    hop: int,
     ids: list[str],
     store: FeatureStore,
 ) -> None:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.atomic import atomic_path, worker_count
-from pipeline.config import loss_settings, loss_weights, model_config, train_configs
+from pipeline.config import loss_settings, loss_weights, store_model_config, train_configs
 from pipeline.dataset import BucketBatchSampler, FeatureDataset, collate
 from pipeline.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
 from pipeline.durations import resolve_device
@@ -128,8 +128,6 @@ def _fit(
     progress: bool,
     stop_after: int | None,
 ) -> dict[str, Any]:
-    from dvclive import Live
-
     tcfg, rcfg = train_configs(params)
     device = resolve_device(rcfg.device)
     if device.type == "cuda" and ctx.active:
@@ -137,11 +135,7 @@ def _fit(
     torch.manual_seed(rcfg.seed)
     store = FeatureStore(store_path)
     attrs = store.attrs
-    symbols = attrs["symbols"]
-    mcfg = model_config(
-        params, len(symbols), len(attrs["speakers"]), len(attrs["languages"]), attrs["mel"]["n_mels"],
-        tuple(i for i, s in enumerate(symbols) if s == " "),
-    )
+    mcfg = store_model_config(params, attrs)
     model = HamgaraTTS(mcfg).to(device)
     forward: torch.nn.Module = model
     if ctx.active:

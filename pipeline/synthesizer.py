@@ -77,6 +77,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     return ckpt
 
 
+def model_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The model weights of a checkpoint: best.pt stores them as `model`, last.pt inside the
+    trainer state."""
+    return ckpt["model"] if "model" in ckpt else ckpt["trainer"]["model"]
+
+
 class Synthesizer:
     """The acoustic model of one checkpoint, ready to turn text into mels (and waves)."""
 
@@ -86,7 +92,7 @@ class Synthesizer:
         cfg["optional_ids"] = tuple(cfg.get("optional_ids", ()))
         self.config = ModelConfig(**cfg)
         self.model = HamgaraTTS(self.config).to(self.device).eval()
-        self.model.load_state_dict(ckpt["model"] if "model" in ckpt else ckpt["trainer"]["model"])
+        self.model.load_state_dict(model_state(ckpt))
         self.symbols: list[str] = list(ckpt["symbols"])
         self.frontend: str = ckpt["frontend"]
         self.languages: list[str] = list(ckpt["languages"])
@@ -204,15 +210,30 @@ class Synthesizer:
         """Texts -> Utterances (mels, and waves when a vocoder is given), in batches of
         similar length."""
         lang = self.language(language)
-        spk = self.speaker(speaker)
-        token_lists = self.tokens(texts, lang)
         reference = self.reference_latent_input(reference_wav) if reference_wav is not None else None
-        order = sorted(range(len(texts)), key=lambda i: len(token_lists[i]))
-        results: list[Utterance | None] = [None] * len(texts)
+        return self.synthesize_tokens(self.tokens(texts, lang), texts, vocoder, lang, self.speaker(speaker), reference,
+                                      length_scale, batch_size)
+
+    def synthesize_tokens(
+        self,
+        token_lists: list[list[int]],
+        texts: list[str],
+        vocoder: Vocoder | None,
+        language: str,
+        speaker: int = 0,
+        reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+        length_scale: float = 1.0,
+        batch_size: int = 8,
+    ) -> list[Utterance]:
+        """Symbol ids (with their texts) -> Utterances in the same order, synthesized in
+        batches of similar length; each utterance carries its share of its batch's model time
+        and its own vocoder time."""
+        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+        results: list[Utterance | None] = [None] * len(token_lists)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             t0 = time.perf_counter()
-            mels = self.mels([token_lists[i] for i in idx], lang, spk, reference, length_scale)
+            mels = self.mels([token_lists[i] for i in idx], language, speaker, reference, length_scale)
             model_seconds = (time.perf_counter() - t0) / len(idx)
             for i, (mel, fired, durations) in zip(idx, mels):
                 t1 = time.perf_counter()
