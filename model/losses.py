@@ -4,7 +4,7 @@ The decoder is either autoregressive (a causal transformer emitting `reduction` 
 a stop logit per step, and cross-attention over the text) or parallel (the text expanded by
 durations, decoded in one pass). Both are trained on:
 
-- the **mel loss**: Huber on normalized log-mels, before and after the postnet, against a
+- the **mel loss**: Huber (or plain L1) on normalized log-mels, before and after the postnet, against a
   target shrunk slightly toward the training-set mean (mel label smoothing);
 - the **KL loss** of the style latent's posterior to a unit Gaussian, annealed in;
 - the **duration loss** of the duration predictor, in log(d + 1) space;
@@ -57,16 +57,20 @@ def mel_label_smoothing(target: torch.Tensor, smoothing: float) -> torch.Tensor:
     return (1.0 - smoothing) * target
 
 
-def masked_huber(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, delta: float) -> torch.Tensor:
+def masked_huber(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, delta: float | None) -> torch.Tensor:
     """Huber loss averaged over the real frames and all channels (0-d tensor).
 
     Per element, with x = pred - target: 0.5 * x**2 where |x| <= delta, and
     delta * (|x| - 0.5 * delta) beyond (quadratic near the target, linear — so bounded
-    gradient — far from it). pred and target are [B, T, C]; mask [B, T] selects frames and is
-    broadcast over the C channels; the mean is over (real frames x C) elements. Frames off the
-    mask contribute neither to the value nor to the gradient.
+    gradient — far from it). `delta=None` is plain L1, |x| (the loss the recipe replaced).
+    pred and target are [B, T, C]; mask [B, T] selects frames and is broadcast over the C
+    channels; the mean is over (real frames x C) elements. Frames off the mask contribute
+    neither to the value nor to the gradient.
     """
-    per_element = F.huber_loss(pred.float(), target.float(), reduction="none", delta=delta)
+    if delta is None:
+        per_element = (pred.float() - target.float()).abs()
+    else:
+        per_element = F.huber_loss(pred.float(), target.float(), reduction="none", delta=delta)
     return _masked_mean(per_element, mask[..., None].expand_as(per_element))
 
 
@@ -75,7 +79,7 @@ def mel_loss(
     pred_post: torch.Tensor,
     target: torch.Tensor,
     frame_mask: torch.Tensor,
-    delta: float,
+    delta: float | None,
     smoothing: float,
 ) -> torch.Tensor:
     """masked_huber(pred_pre, s) + masked_huber(pred_post, s), s = mel_label_smoothing(target).

@@ -22,7 +22,7 @@ from model.tts import TTSBatch, TTSOutput
 class LossSettings:
     """How each term is computed (params.yaml `train`)."""
 
-    huber_delta: float
+    huber_delta: float | None  # None: plain L1
     mel_label_smoothing: float
     stop_label_smoothing: float
     stop_pos_weight: float

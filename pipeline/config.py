@@ -312,6 +312,10 @@ def train_configs(params: dict[str, Any]) -> tuple["TrainConfig", RunConfig]:
     """params.yaml `train` split into the step mechanics and the loop knobs."""
     from pipeline.trainer import TrainConfig
 
-    step = _train_values(params, [f.name for f in fields(TrainConfig)])
+    step = TrainConfig(**_train_values(params, [f.name for f in fields(TrainConfig)]))
     run = _train_values(params, [f.name for f in fields(RunConfig)])
-    return TrainConfig(**step), RunConfig(**run)
+    try:
+        step.schedule()  # refuse an unknown train.lr_schedule before any data is loaded
+    except ValueError as e:
+        raise ConfigError(f"params.yaml: {e}") from None
+    return step, RunConfig(**run)

@@ -1,9 +1,15 @@
 """The learning-rate schedule of the training recipe, as one pure function of the step.
 
-Linear warm-up from `min_lr` to the peak, then cosine annealing with warm restarts (SGDR): cycles of
-`restart_period` steps, each `restart_mult` times longer than the last, each falling from
-the peak to `min_lr`. A plateau on the validation loss multiplies the peak by `plateau_factor`
-(the trainer keeps that scale); the floor stays `min_lr`.
+`cosine_restarts` (the documented recipe): linear warm-up from `min_lr` to the peak, then cosine
+annealing with warm restarts (SGDR): cycles of `restart_period` steps, each `restart_mult` times
+longer than the last, each falling from the peak to `min_lr`.
+
+`noam` (the schedule the recipe replaced; kept so that benchmarks/convergence.py can measure the
+difference): the same linear warm-up, then decay as 1/sqrt(step), peak * sqrt(warmup / (step + 1)).
+`restart_period` and `restart_mult` are ignored.
+
+A plateau on the validation loss multiplies the peak by `plateau_factor` (the trainer keeps that
+scale); the floor stays `min_lr`.
 """
 from __future__ import annotations
 
@@ -11,15 +17,23 @@ import math
 from dataclasses import dataclass
 
 
+SCHEDULES = ("cosine_restarts", "noam")
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
-    """params.yaml `train`: lr, warmup_steps, restart_period, restart_mult, min_lr."""
+    """params.yaml `train`: lr, warmup_steps, restart_period, restart_mult, min_lr, lr_schedule."""
 
     lr: float
     warmup_steps: int
     restart_period: int
     restart_mult: float
     min_lr: float
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULES:
+            raise ValueError(f"train.lr_schedule: {self.kind!r} is not one of {', '.join(SCHEDULES)}")
 
 
 def cycle_position(t: int, period: int, mult: float) -> tuple[int, int]:
@@ -36,5 +50,7 @@ def lr_at(step: int, cfg: ScheduleConfig, scale: float = 1.0) -> float:
     peak = max(cfg.lr * scale, cfg.min_lr)
     if step < cfg.warmup_steps:
         return cfg.min_lr + (peak - cfg.min_lr) * (step + 1) / cfg.warmup_steps
+    if cfg.kind == "noam":
+        return max(cfg.min_lr, peak * math.sqrt(max(cfg.warmup_steps, 1) / (step + 1)))
     pos, length = cycle_position(step - cfg.warmup_steps, cfg.restart_period, cfg.restart_mult)
     return cfg.min_lr + (peak - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * pos / length))

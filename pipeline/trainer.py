@@ -40,6 +40,7 @@ class TrainConfig:
     """The step mechanics' knobs (params.yaml `train`)."""
 
     lr: float
+    lr_schedule: str
     warmup_steps: int
     restart_period: int
     restart_mult: float
@@ -61,7 +62,8 @@ class TrainConfig:
 
     def schedule(self) -> ScheduleConfig:
         """The LR schedule part."""
-        return ScheduleConfig(self.lr, self.warmup_steps, self.restart_period, self.restart_mult, self.min_lr)
+        return ScheduleConfig(self.lr, self.warmup_steps, self.restart_period, self.restart_mult, self.min_lr,
+                              self.lr_schedule)
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:

@@ -54,6 +54,12 @@ def test_huber_is_quadratic_within_delta_and_linear_beyond() -> None:
     assert masked_huber(pred, target, mask, delta).dim() == 0
 
 
+def test_no_delta_is_plain_l1_over_real_frames() -> None:
+    pred = torch.tensor([0.3, -0.5, 1.5, -2.0]).reshape(1, 4, 1)
+    mask = torch.tensor([[True, True, True, False]])
+    assert float(masked_huber(pred, torch.zeros(1, 4, 1), mask, None)) == pytest.approx((0.3 + 0.5 + 1.5) / 3)
+
+
 def test_huber_averages_over_real_frames_and_channels() -> None:
     pred = torch.full((1, 3, 2), 0.2)
     target = torch.zeros(1, 3, 2)

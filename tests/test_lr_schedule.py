@@ -5,7 +5,8 @@ import pytest
 
 from pipeline.lr_schedule import ScheduleConfig, cycle_position, lr_at
 
-CFG = ScheduleConfig(lr=8e-5, warmup_steps=1500, restart_period=10000, restart_mult=2.0, min_lr=1e-7)
+CFG = ScheduleConfig(lr=8e-5, warmup_steps=1500, restart_period=10000, restart_mult=2.0, min_lr=1e-7,
+                     kind="cosine_restarts")
 
 
 def test_the_schedule_at_documented_steps(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,3 +37,18 @@ def test_a_plateau_scale_lowers_the_peak_but_never_below_the_floor() -> None:
     assert lr_at(1500, CFG, scale=0.7) == pytest.approx(0.7 * 8e-5)
     assert lr_at(1500, CFG, scale=1e-6) == pytest.approx(1e-7)
     assert all(lr_at(s, CFG, scale=0.7**k) >= 1e-7 - 1e-15 for s in range(0, 40000, 997) for k in range(30))
+
+
+NOAM = ScheduleConfig(lr=1e-4, warmup_steps=400, restart_period=1, restart_mult=1.0, min_lr=1e-7, kind="noam")
+
+
+def test_noam_warms_up_linearly_then_decays_as_inverse_square_root() -> None:
+    assert lr_at(399, NOAM) == pytest.approx(1e-4)
+    assert lr_at(199, NOAM) - 1e-7 == pytest.approx(0.5 * (1e-4 - 1e-7))
+    assert lr_at(1599, NOAM) == pytest.approx(0.5e-4)  # 4x the warm-up: half the peak
+    assert lr_at(10**9, NOAM) == pytest.approx(1e-7)  # never below the floor
+
+
+def test_an_unknown_schedule_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="train.lr_schedule: 'linear'"):
+        ScheduleConfig(lr=1e-4, warmup_steps=1, restart_period=1, restart_mult=1.0, min_lr=0.0, kind="linear")

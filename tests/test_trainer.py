@@ -17,7 +17,7 @@ from test_model import make_batch, small_config
 SETTINGS = LossSettings(0.6, 0.025, 0.06, 5.0, 0.0, 2)
 WEIGHTS = LossWeights(mel=22.0, kl=1.8, stop=1.5, attention=0.3, duration=1.0)
 CFG = TrainConfig(
-    lr=1e-3, warmup_steps=2, restart_period=10, restart_mult=2.0, min_lr=1e-7, plateau_factor=0.7,
+    lr=1e-3, lr_schedule="cosine_restarts", warmup_steps=2, restart_period=10, restart_mult=2.0, min_lr=1e-7, plateau_factor=0.7,
     plateau_patience=1, grad_clip=1e9, grad_accumulation=1, mixed_precision=True, early_stop_patience=1,
     early_stop_min_delta=5e-5, convergence_window=5, max_nonfinite=3, kl_warmup_steps=4,
     adaptive_loss_weights=False, adaptive_bound=4.0, adaptive_strength=0.5, loss_ema=0.08,
