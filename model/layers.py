@@ -74,8 +74,31 @@ class MultiHeadAttention(nn.Module):
         scores = scores.masked_fill(~allowed, float("-inf"))
         weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all -inf rows -> 0
         out = self.dropout(weights) @ v
-        b, h, t, dh = out.shape
-        return self.out(out.transpose(1, 2).reshape(b, t, h * dh)), weights
+        return self.out(self._merge(out)), weights
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        key_value: tuple[torch.Tensor, torch.Tensor],
+        allowed: torch.Tensor,
+    ) -> torch.Tensor:
+        """`forward` without the weights, through torch's fused scaled_dot_product_attention:
+        self-attention needs no weights, and materialising them (and a dropout mask as large)
+        over every pair of frames was the parallel decoder's costliest step
+        (benchmarks/profile_step.py). Same arguments; a query with nothing allowed attends
+        everywhere instead of nowhere (no NaN), so its caller must mask that position's output."""
+        k, v = key_value
+        q = self._split(self.q(query))
+        allowed = allowed.unsqueeze(1) if allowed.dim() == 3 else allowed
+        allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+        p = self.dropout.p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        return self.out(self._merge(out))
+
+    @staticmethod
+    def _merge(x: torch.Tensor) -> torch.Tensor:
+        b, h, t, dh = x.shape
+        return x.transpose(1, 2).reshape(b, t, h * dh)
 
 
 class FeedForward(nn.Module):
@@ -102,8 +125,7 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
-        allowed = mask[:, None, :] & mask[:, :, None]
-        a, _ = self.attn(h, self.attn.project_kv(h), allowed)
+        a = self.attn.attend(h, self.attn.project_kv(h), mask[:, None, :])  # padded rows: masked below
         x = x + self.drop(a)
         x = x + self.drop(self.ff(self.norm2(x)))
         return x * mask[..., None]
@@ -143,7 +165,7 @@ class DecoderLayer(nn.Module):
                 k = torch.cat([cache["k"], k], dim=2)
                 v = torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-        a, _ = self.self_attn(h, (k, v), self_allowed)
+        a = self.self_attn.attend(h, (k, v), self_allowed)
         x = x + self.drop(a)
         c, weights = self.cross_attn(self.norm2(x), memory_kv, cross_allowed)
         x = x + self.drop(c)

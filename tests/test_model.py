@@ -139,3 +139,18 @@ def test_synthesis_takes_the_style_latent_from_a_reference_mel() -> None:
         batch.tokens, batch.token_mask, batch.languages, batch.speakers, reference=(batch.mels, batch.frame_mask)
     )
     assert (plain.mel - styled.mel).abs().max() > 1e-4
+
+
+def test_fused_self_attention_equals_the_attention_that_returns_weights() -> None:
+    from model.layers import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, 2, dropout=0.1).eval()
+    x = torch.randn(2, 7, 16)
+    real = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
+    causal = torch.tril(torch.ones(7, 7, dtype=torch.bool))[None] & real[:, None, :]
+    for allowed in (real[:, None, :], causal):
+        expected, _ = attn(x, attn.project_kv(x), allowed)
+        got = attn.attend(x, attn.project_kv(x), allowed)
+        assert torch.allclose(got[real], expected[real], atol=1e-5)
+        assert torch.isfinite(got).all()  # padded queries too: callers mask them, NaN would leak
