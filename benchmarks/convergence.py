@@ -18,7 +18,9 @@ params.yaml's values; the "before" recipe changes exactly the keys in BEFORE. A 
 val_mel_loss at fixed steps, the steps to reach a shared target, MCD and WER of free-running
 synthesis at the end (the evaluate stage), and wall time. A pair's speed-up is measured on the
 validation curves: the target is the worse of the two runs' best val_mel_loss, and the factor is
-(steps the reference needs to reach it) / (steps the other run needs).
+(steps the reference needs to reach it) / (steps the other run needs); it is also given in
+utterances trained on, since a step of the documented recipe (gradient accumulation 2) trains on
+twice the utterances of a step of the replaced one.
 """
 from __future__ import annotations
 
@@ -149,13 +151,27 @@ def at_step(curve: list[tuple[int, float]], step: int) -> float | None:
     return before[-1] if before else None
 
 
-def speedup(ref: list[tuple[int, float]], other: list[tuple[int, float]]) -> dict[str, float | None]:
+def speedup(ref: list[tuple[int, float]], other: list[tuple[int, float]], ref_batch: int,
+            other_batch: int) -> dict[str, float | None]:
     """How many times fewer steps `other` needs than `ref` to reach the worse of their best
-    validation losses (>1: `other` converges faster)."""
+    validation losses (>1: `other` converges faster), and the same counted in utterances
+    trained on (steps x utterances per step), which is what the steps cost."""
     target = max(min(v for _, v in ref), min(v for _, v in other))
     s_ref, s_other = steps_to_reach(ref, target), steps_to_reach(other, target)
     factor = s_ref / s_other if s_ref and s_other else None
-    return {"target": target, "steps_reference": s_ref, "steps_compared": s_other, "factor": factor}
+    by_data = factor * ref_batch / other_batch if factor else None
+    return {"target": target, "steps_reference": s_ref, "steps_compared": s_other, "factor": factor,
+            "factor_by_utterances": by_data}
+
+
+def utterances_per_step(run: dict) -> int:
+    """batch_size x grad_accumulation of a finished run (params.yaml's value where not overridden)."""
+    import yaml
+
+    train = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
+    o = run["overrides"]
+    return int(o.get("train.batch_size", train["batch_size"])) * int(o.get("train.grad_accumulation",
+                                                                            train["grad_accumulation"]))
 
 
 def run_experiment(name: str, overrides: dict[str, str]) -> None:
@@ -190,6 +206,7 @@ def collect(run: Run, overrides: dict[str, str]) -> dict:
         "wer_vocoded_truth": ev.get("wer", {}).get("vocoded_truth"),
         "wer_held_back": ev.get("wer", {}).get("held_back"),
         "length_ratio_error": ev["length_ratio_error"],
+        "rtf_model": ev["rtf"]["model"],
     }
 
 
@@ -202,17 +219,18 @@ def table(results: dict, steps: int) -> str:
     marks = [steps // 3, 2 * steps // 3, steps]
     lines = [
         "| run | " + " | ".join(f"val@{m}" for m in marks) + " | best val | MCD dB | WER | WER held-back | steps/s |",
-        "|---|" + "---|" * (len(marks) + 6),
+        "|---|" + "---|" * (len(marks) + 5),
     ]
     for key, r in results["runs"].items():
         vals = " | ".join(fmt(at_step([tuple(x) for x in r["curve"]], m)) for m in marks)
         lines.append(f"| {key} | {vals} | {fmt(r['best_val_mel_loss'])} | {fmt(r['mcd'], '.2f')} | "
                      f"{fmt(r['wer'])} | {fmt(r['wer_held_back'])} | {fmt(r['steps_per_s'], '.2f')} |")
-    lines += ["", "| reference → compared | target val | steps (ref) | steps (compared) | speed-up |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| reference → compared | target val | steps (ref) | steps (compared) | speed-up in steps | "
+              "in utterances trained on |", "|---|---|---|---|---|---|"]
     for p in results["pairs"]:
         lines.append(f"| {p['reference']} → {p['compared']} | {fmt(p['target'])} | {p['steps_reference'] or '–'} | "
-                     f"{p['steps_compared'] or '–'} | {fmt(p['factor'], '.2f')}× |")
+                     f"{p['steps_compared'] or '–'} | {fmt(p['factor'], '.2f')}× | "
+                     f"{fmt(p.get('factor_by_utterances'), '.2f')}× |")
     return "\n".join(lines)
 
 
@@ -223,7 +241,8 @@ def pairs_of(results: dict) -> list[dict]:
         for ref, other in PAIRS:
             a, b = results["runs"].get(f"{ref}-s{seed}"), results["runs"].get(f"{other}-s{seed}")
             if a and b:
-                s = speedup([tuple(x) for x in a["curve"]], [tuple(x) for x in b["curve"]])
+                s = speedup([tuple(x) for x in a["curve"]], [tuple(x) for x in b["curve"]],
+                            utterances_per_step(a), utterances_per_step(b))
                 out.append({"reference": f"{ref}-s{seed}", "compared": f"{other}-s{seed}", **s})
     return out
 
@@ -245,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if results and (results["steps"], results["val_every"]) != (args.steps, args.val_every):
         ap.error(f"{out} holds runs of {results['steps']} steps (validation every {results['val_every']}); "
                  "pass those, or another --out")
-    results = {"steps": args.steps, "val_every": args.val_every, "before": BEFORE,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    results = {"steps": args.steps, "val_every": args.val_every, "before": BEFORE, "commit": results.get("commit", commit),
                "seeds": sorted(set(results.get("seeds", [])) | set(seeds)),
                "runs": results.get("runs", {}), "pairs": []}
     if not args.table:
