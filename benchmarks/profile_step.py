@@ -29,15 +29,13 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from benchmarks.train_throughput import params_for, preload, sync  # noqa: E402
+from benchmarks.train_throughput import build_trainer, params_for, preload, sync  # noqa: E402
 from model.layers import MultiHeadAttention  # noqa: E402
-from model.tts import HamgaraTTS  # noqa: E402
 from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import load_params, loss_settings, loss_weights, store_model_config, train_configs  # noqa: E402
+from pipeline.config import load_params, store_model_config  # noqa: E402
 from pipeline.durations import resolve_device  # noqa: E402
 from pipeline.feature_store import FeatureStore  # noqa: E402
 from pipeline.split import TRAIN  # noqa: E402
-from pipeline.trainer import Trainer  # noqa: E402
 
 
 def weights_path_attend(self: MultiHeadAttention, query, key_value, allowed):  # type: ignore[no-untyped-def]
@@ -47,11 +45,7 @@ def weights_path_attend(self: MultiHeadAttention, query, key_value, allowed):  #
 
 def step_seconds(params: dict, attrs: dict, batches: list, device: torch.device) -> float:
     """Mean seconds per training step over `batches` (the first one untimed), a fresh model."""
-    tcfg, rcfg = train_configs(params)
-    torch.manual_seed(rcfg.seed)
-    mcfg = store_model_config(params, attrs)
-    model = HamgaraTTS(mcfg).to(device)
-    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+    trainer = build_trainer(params, store_model_config(params, attrs), device)
     trainer.train_step([batches[0]])
     sync(device)
     t0 = time.perf_counter()
@@ -100,11 +94,8 @@ def module_timer(model: torch.nn.Module, device: torch.device) -> dict[str, floa
 def profile_decoder(params: dict, attrs: dict, batches: list, device: torch.device, top: int) -> dict:
     """Forward seconds per module and the step's total over `batches` (the first one untimed),
     then a torch.profiler pass over the same steps."""
-    tcfg, rcfg = train_configs(params)
-    torch.manual_seed(rcfg.seed)
-    mcfg = store_model_config(params, attrs)
-    model = HamgaraTTS(mcfg).to(device)
-    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+    trainer = build_trainer(params, store_model_config(params, attrs), device)
+    model = trainer.model
     batches = [b.to(device) for b in batches]
     trainer.train_step([batches[0]])
     seconds = module_timer(model, device)

@@ -32,12 +32,11 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from benchmarks.precompute_throughput import peak_memory_run, repeated_manifest  # noqa: E402
-from benchmarks.train_throughput import params_for, sync  # noqa: E402
-from model.tts import HamgaraTTS, TTSBatch  # noqa: E402
+from benchmarks.train_throughput import build_trainer, params_for, sync  # noqa: E402
+from model.tts import TTSBatch  # noqa: E402
 from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import load_params, loss_settings, loss_weights, model_config, train_configs  # noqa: E402
+from pipeline.config import load_params, model_config  # noqa: E402
 from pipeline.durations import resolve_device  # noqa: E402
-from pipeline.trainer import Trainer  # noqa: E402
 
 N_SYMBOLS, N_MELS, FRAMES_PER_TOKEN = 60, 80, 6
 
@@ -61,11 +60,7 @@ def synthetic_batch(batch: int, frames: int, seed: int) -> TTSBatch:
 
 def seconds_per_step(params: dict, batch: TTSBatch, device: torch.device, steps: int) -> float:
     """Mean wall seconds of `steps` Trainer steps on `batch` (after one untimed step)."""
-    tcfg, rcfg = train_configs(params)
-    torch.manual_seed(rcfg.seed)
-    mcfg = model_config(params, N_SYMBOLS, 1, 1, N_MELS)
-    model = HamgaraTTS(mcfg).to(device)
-    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+    trainer = build_trainer(params, model_config(params, N_SYMBOLS, 1, 1, N_MELS), device)
     batch = batch.to(device)
     trainer.train_step([batch])
     sync(device)

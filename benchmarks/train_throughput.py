@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from model.config import ModelConfig  # noqa: E402
 from model.tts import HamgaraTTS, TTSBatch  # noqa: E402
 from pipeline.atomic import worker_count, write_json  # noqa: E402
 from pipeline.config import load_params, loss_settings, loss_weights, store_model_config, train_configs  # noqa: E402
@@ -89,6 +90,14 @@ def params_for(params: dict, decoder: str, size: str, batch_size: int, mixed_pre
     return p
 
 
+def build_trainer(params: dict, mcfg: ModelConfig, device: torch.device) -> Trainer:
+    """A fresh model (seeded by train.seed) and the real Trainer over it, from params.yaml."""
+    tcfg, rcfg = train_configs(params)
+    torch.manual_seed(rcfg.seed)
+    model = HamgaraTTS(mcfg).to(device)
+    return Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+
+
 def preload(store: Path, split: int, batch_size: int, seed: int, count: int) -> list[TTSBatch]:
     """The first `count` length-bucketed batches of a split, collated (training's own order)."""
     ds = FeatureDataset(store, [split])
@@ -98,11 +107,8 @@ def preload(store: Path, split: int, batch_size: int, seed: int, count: int) -> 
 
 def time_training(params: dict, attrs: dict, batches: list[TTSBatch], device: torch.device, warmup: int) -> dict:
     """steps/s and frames/s of the real Trainer over `batches` (the first `warmup` untimed)."""
-    tcfg, rcfg = train_configs(params)
-    torch.manual_seed(rcfg.seed)
-    mcfg = store_model_config(params, attrs)
-    model = HamgaraTTS(mcfg).to(device)
-    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+    trainer = build_trainer(params, store_model_config(params, attrs), device)
+    model = trainer.model
     on_device = [b.to(device) for b in batches]
     for b in on_device[:warmup]:
         trainer.train_step([b])
