@@ -12,7 +12,7 @@ APT_PACKAGES=(python3 python3-venv git festival festvox-us-slt-hts espeak-ng lib
 VENV=.venv
 # Demo training on a CPU: the whole pipeline in about 30 minutes on 2 cores. Chosen by measurement
 # (README, "Measured"): at this budget the parallel decoder speaks intelligibly (pocketsphinx WER
-# 0.20 above Griffin-Lim-vocoded truth) and the autoregressive one does not yet (0.67-0.69 above,
+# 0.20-0.24 above Griffin-Lim-vocoded truth) and the autoregressive one does not yet (0.67-0.69 above,
 # with reduction 2 or 4); the documented GPU recipe keeps the autoregressive decoder.
 CPU_DEMO=(model.decoder=parallel train.max_steps=2000 train.batch_size=16 train.grad_accumulation=1
           train.lr=1e-3 train.warmup_steps=200 train.restart_period=1800 train.val_every=250
