@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.atomic import write_json  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
 
 # The recipe that the documented one replaced, key by key (params.yaml `train`).
 BEFORE: dict[str, str] = {
@@ -164,11 +165,9 @@ def speedup(ref: list[tuple[int, float]], other: list[tuple[int, float]], ref_ba
             "factor_by_utterances": by_data}
 
 
-def utterances_per_step(run: dict) -> int:
-    """batch_size x grad_accumulation of a finished run (params.yaml's value where not overridden)."""
-    import yaml
-
-    train = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
+def utterances_per_step(run: dict, train: dict) -> int:
+    """batch_size x grad_accumulation of a finished run (`train`, params.yaml's section, where
+    the run did not override them)."""
     o = run["overrides"]
     return int(o.get("train.batch_size", train["batch_size"])) * int(o.get("train.grad_accumulation",
                                                                             train["grad_accumulation"]))
@@ -237,12 +236,13 @@ def table(results: dict, steps: int) -> str:
 def pairs_of(results: dict) -> list[dict]:
     """The speed-up of every pair (per seed) whose two runs are finished."""
     out = []
+    train = load_params(REPO / "params.yaml")["train"]
     for seed in results["seeds"]:
         for ref, other in PAIRS:
             a, b = results["runs"].get(f"{ref}-s{seed}"), results["runs"].get(f"{other}-s{seed}")
             if a and b:
                 s = speedup([tuple(x) for x in a["curve"]], [tuple(x) for x in b["curve"]],
-                            utterances_per_step(a), utterances_per_step(b))
+                            utterances_per_step(a, train), utterances_per_step(b, train))
                 out.append({"reference": f"{ref}-s{seed}", "compared": f"{other}-s{seed}", **s})
     return out
 

@@ -29,12 +29,18 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from benchmarks.train_throughput import build_trainer, params_for, preload, sync  # noqa: E402
+from benchmarks.train_throughput import (  # noqa: E402
+    add_store_arguments,
+    build_trainer,
+    open_store,
+    params_for,
+    preload,
+    sync,
+    timed_steps,
+)
 from model.layers import MultiHeadAttention  # noqa: E402
 from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import load_params, store_model_config  # noqa: E402
-from pipeline.durations import resolve_device  # noqa: E402
-from pipeline.feature_store import FeatureStore  # noqa: E402
+from pipeline.config import store_model_config  # noqa: E402
 from pipeline.split import TRAIN  # noqa: E402
 
 
@@ -47,12 +53,7 @@ def step_seconds(params: dict, attrs: dict, batches: list, device: torch.device)
     """Mean seconds per training step over `batches` (the first one untimed), a fresh model."""
     trainer = build_trainer(params, store_model_config(params, attrs), device)
     trainer.train_step([batches[0]])
-    sync(device)
-    t0 = time.perf_counter()
-    for b in batches[1:]:
-        trainer.train_step([b])
-    sync(device)
-    return (time.perf_counter() - t0) / (len(batches) - 1)
+    return timed_steps(trainer, batches[1:], device) / (len(batches) - 1)
 
 
 def attention_comparison(params: dict, attrs: dict, batches: list, device: torch.device) -> dict:
@@ -100,12 +101,7 @@ def profile_decoder(params: dict, attrs: dict, batches: list, device: torch.devi
     trainer.train_step([batches[0]])
     seconds = module_timer(model, device)
     seconds.clear()
-    sync(device)
-    t0 = time.perf_counter()
-    for b in batches[1:]:
-        trainer.train_step([b])
-    sync(device)
-    total = time.perf_counter() - t0
+    total = timed_steps(trainer, batches[1:], device)
     forward = sum(seconds.values())
     steps = len(batches) - 1
     parts = {f"forward: {k}": v / steps for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}
@@ -126,23 +122,13 @@ def profile_decoder(params: dict, attrs: dict, batches: list, device: torch.devi
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", default=str(REPO / "data/features.zarr"))
-    ap.add_argument("--params", default=str(REPO / "params.yaml"))
-    ap.add_argument("--decoders", default="autoregressive,parallel")
+    add_store_arguments(ap, steps=10, steps_help="timed optimizer steps per decoder")
     ap.add_argument("--size", default="tiny")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--top", type=int, default=12, help="operators listed per decoder")
     ap.add_argument("--no-compare", action="store_true", help="skip the self-attention before/after")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/profile_step.json"))
     args = ap.parse_args(argv)
-    params = load_params(args.params)
-    store = Path(args.store)
-    if not store.exists():
-        ap.error(f"{store}: no features store; run `dvc repro precompute` first")
-    attrs = FeatureStore(store).attrs
-    device = resolve_device(args.device)
+    params, store, attrs, device = open_store(ap, args)
     batches = preload(store, TRAIN, args.batch_size, params["train"]["seed"], args.steps + 1)
     result = {"device": str(device), "size": args.size, "batch_size": args.batch_size, "decoders": {}}
     for decoder in args.decoders.split(","):

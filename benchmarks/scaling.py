@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from benchmarks.precompute_throughput import peak_memory_run, repeated_manifest  # noqa: E402
-from benchmarks.train_throughput import build_trainer, params_for, sync  # noqa: E402
+from benchmarks.train_throughput import build_trainer, params_for, timed_steps  # noqa: E402
 from model.tts import TTSBatch  # noqa: E402
 from pipeline.atomic import write_json  # noqa: E402
 from pipeline.config import load_params, model_config  # noqa: E402
@@ -63,12 +63,7 @@ def seconds_per_step(params: dict, batch: TTSBatch, device: torch.device, steps:
     trainer = build_trainer(params, model_config(params, N_SYMBOLS, 1, 1, N_MELS), device)
     batch = batch.to(device)
     trainer.train_step([batch])
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step([batch])
-    sync(device)
-    return (time.perf_counter() - t0) / steps
+    return timed_steps(trainer, [batch] * steps, device) / steps
 
 
 def exponent(points: list[tuple[int, float]]) -> float:

@@ -98,6 +98,36 @@ def build_trainer(params: dict, mcfg: ModelConfig, device: torch.device) -> Trai
     return Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
 
 
+def timed_steps(trainer: Trainer, batches: list[TTSBatch], device: torch.device) -> float:
+    """Wall seconds of one optimizer step per batch, synchronised with the device at both ends."""
+    sync(device)
+    t0 = time.perf_counter()
+    for b in batches:
+        trainer.train_step([b])
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def add_store_arguments(ap: argparse.ArgumentParser, steps: int, steps_help: str) -> None:
+    """The options every training benchmark on a features store takes."""
+    ap.add_argument("--store", default=str(REPO / "data/features.zarr"))
+    ap.add_argument("--params", default=str(REPO / "params.yaml"))
+    ap.add_argument("--decoders", default="autoregressive,parallel")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=steps, help=steps_help)
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+
+def open_store(ap: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dict, Path, dict, torch.device]:
+    """(params, store path, store attributes, device) from those options; a missing store is a
+    usage error that says how to make it."""
+    params = load_params(args.params)
+    store = Path(args.store)
+    if not store.exists():
+        ap.error(f"{store}: no features store; run `dvc repro precompute` first")
+    return params, store, FeatureStore(store).attrs, resolve_device(args.device)
+
+
 def preload(store: Path, split: int, batch_size: int, seed: int, count: int) -> list[TTSBatch]:
     """The first `count` length-bucketed batches of a split, collated (training's own order)."""
     ds = FeatureDataset(store, [split])
@@ -117,11 +147,7 @@ def time_training(params: dict, attrs: dict, batches: list[TTSBatch], device: to
         torch.cuda.reset_peak_memory_stats(device)
     timed = on_device[warmup:]
     with GpuSampler(device.index or 0) if device.type == "cuda" else _Nothing() as gpu:
-        t0 = time.perf_counter()
-        for b in timed:
-            trainer.train_step([b])
-        sync(device)
-        seconds = time.perf_counter() - t0
+        seconds = timed_steps(trainer, timed, device)
     frames = sum(int(b.frame_mask.sum()) for b in timed)
     row = {
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -183,26 +209,16 @@ def synthesis_rtf(checkpoint: Path, store: Path, device: torch.device, utterance
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--store", default=str(REPO / "data/features.zarr"))
-    ap.add_argument("--params", default=str(REPO / "params.yaml"))
-    ap.add_argument("--decoders", default="autoregressive,parallel")
+    add_store_arguments(ap, steps=20, steps_help="timed optimizer steps per configuration")
     ap.add_argument("--sizes", default="tiny,small", help="model.sizes presets (base is slow on a CPU)")
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=20, help="timed optimizer steps per configuration")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, autotuning)")
     ap.add_argument("--loader-batches", type=int, default=60)
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--checkpoint", action="append", default=[], help="trained checkpoint(s) for the synthesis RTF")
     ap.add_argument("--rtf-utterances", type=int, default=25)
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/train_throughput.json"))
     args = ap.parse_args(argv)
 
-    params = load_params(args.params)
-    store = Path(args.store)
-    if not store.exists():
-        ap.error(f"{store}: no features store; run `dvc repro precompute` first")
-    attrs = FeatureStore(store).attrs
-    device = resolve_device(args.device)
+    params, store, attrs, device = open_store(ap, args)
     seed = params["train"]["seed"]
     batches = preload(store, TRAIN, args.batch_size, seed, args.warmup + args.steps)
     amp_settings = [False, True] if device.type == "cuda" else [False]
