@@ -1,7 +1,7 @@
 """Aligner accuracy and time against training steps, on the demo corpus (or any corpus with
 reference timings in <corpus>/alignments/).
 
-    python benchmarks/aligner_steps.py [--store data/features.zarr] [--checkpoints 100,200,...]
+    python -m benchmarks.aligner_steps [--store data/features.zarr] [--checkpoints 100,200,...]
 
 Trains one aligner from scratch with the `align` params (steps = the last checkpoint) on the
 mels and tokens of a finished features store, and at each checkpoint extracts durations for
@@ -9,6 +9,7 @@ every utterance and scores the word boundaries against festival's timings. Print
 writes JSON (default benchmarks/results/aligner_steps.json): the default `align.steps` is
 chosen from it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,16 +18,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.common.atomic import write_json
+from pipeline.config import align_config, load_params
+from pipeline.features.aligner_training import Corpus, extract, train_aligner
+from pipeline.features.boundaries import corpus_accuracy
+from pipeline.features.store import FeatureStore
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-
-from pipeline.atomic import write_json  # noqa: E402
-from pipeline.boundaries import corpus_accuracy  # noqa: E402
-from pipeline.config import align_config, load_params  # noqa: E402
-from pipeline.durations import Corpus, extract, train_aligner  # noqa: E402
-from pipeline.feature_store import FeatureStore  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         acc = corpus_accuracy(
             fs.ids, [corpus] * len(fs), fs.attrs["texts"], languages, symbols, ex.durations, fs.array("trim_start"), spf
         )
-        rows.append({"steps": step, "train_seconds": round(train_seconds, 1), "extract_seconds": round(ex.seconds, 1), **acc})
+        rows.append(
+            {"steps": step, "train_seconds": round(train_seconds, 1), "extract_seconds": round(ex.seconds, 1), **acc}
+        )
         r = rows[-1]
         print(
             f"{step:>6} {r['train_seconds']:>9} {r['extract_seconds']:>8} {r['word_boundary_median_ms']:>10} "

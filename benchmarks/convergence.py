@@ -1,8 +1,8 @@
 """Convergence study: the documented training recipe against the recipe it replaced, as DVC
 experiments on the demo corpus (or whatever corpus the workspace's params.yaml points at).
 
-    python benchmarks/convergence.py [--steps 300] [--val-every 25] [--runs all] [--seeds 1234]
-    python benchmarks/convergence.py --table          # print the table of finished runs only
+    python -m benchmarks.convergence [--steps 300] [--val-every 25] [--runs all] [--seeds 1234]
+    python -m benchmarks.convergence --table          # print the table of finished runs only
 
 Run it from the root of a Hamgara checkout whose params.yaml is committed (it is reset to HEAD
 before each run, so the runs differ only in the overrides listed here). Each run is
@@ -22,6 +22,7 @@ validation curves: the target is the worse of the two runs' best val_mel_loss, a
 utterances trained on, since a step of the documented recipe (gradient accumulation 2) trains on
 twice the utterances of a step of the replaced one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from pipeline.common.atomic import write_json
+from pipeline.config import load_params
 
-from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # The recipe that the documented one replaced, key by key (params.yaml `train`).
 BEFORE: dict[str, str] = {
@@ -77,8 +77,12 @@ RUNS: list[Run] = [
 ] + [
     # Ablations at the demo learning rate: the documented recipe with one of the old choices back
     # (the replaced schedule keeps the demo's peak so that only its shape changes).
-    Run(f"documented-ar-lr1e-3-old-{label}", "documented",
-        {"train.lr": DEMO_LR, **{k: BEFORE[k] for k in keys}}, f"documented at lr 1e-3, but {label}: old")
+    Run(
+        f"documented-ar-lr1e-3-old-{label}",
+        "documented",
+        {"train.lr": DEMO_LR, **{k: BEFORE[k] for k in keys}},
+        f"documented at lr 1e-3, but {label}: old",
+    )
     for label, keys in [
         ("schedule", ["train.lr_schedule"]),
         ("l1", ["train.huber_delta"]),
@@ -99,8 +103,10 @@ PAIRS: list[tuple[str, str]] = [
     ("before-ar-noattn", "before-ar"),
     ("documented-ar", "documented-ar-lr1e-3"),
     ("before-ar-lr1e-3", "documented-ar-lr1e-3"),
-] + [(f"documented-ar-lr1e-3-old-{x}", "documented-ar-lr1e-3")
-     for x in ("schedule", "l1", "smoothing", "adaptive", "mel35", "clip", "accumulation")]
+] + [
+    (f"documented-ar-lr1e-3-old-{x}", "documented-ar-lr1e-3")
+    for x in ("schedule", "l1", "smoothing", "adaptive", "mel35", "clip", "accumulation")
+]
 
 
 def budget(steps: int, val_every: int) -> dict[str, str]:
@@ -152,8 +158,9 @@ def at_step(curve: list[tuple[int, float]], step: int) -> float | None:
     return before[-1] if before else None
 
 
-def speedup(ref: list[tuple[int, float]], other: list[tuple[int, float]], ref_batch: int,
-            other_batch: int) -> dict[str, float | None]:
+def speedup(
+    ref: list[tuple[int, float]], other: list[tuple[int, float]], ref_batch: int, other_batch: int
+) -> dict[str, float | None]:
     """How many times fewer steps `other` needs than `ref` to reach the worse of their best
     validation losses (>1: `other` converges faster), and the same counted in utterances
     trained on (steps x utterances per step), which is what the steps cost."""
@@ -161,16 +168,22 @@ def speedup(ref: list[tuple[int, float]], other: list[tuple[int, float]], ref_ba
     s_ref, s_other = steps_to_reach(ref, target), steps_to_reach(other, target)
     factor = s_ref / s_other if s_ref and s_other else None
     by_data = factor * ref_batch / other_batch if factor else None
-    return {"target": target, "steps_reference": s_ref, "steps_compared": s_other, "factor": factor,
-            "factor_by_utterances": by_data}
+    return {
+        "target": target,
+        "steps_reference": s_ref,
+        "steps_compared": s_other,
+        "factor": factor,
+        "factor_by_utterances": by_data,
+    }
 
 
 def utterances_per_step(run: dict, train: dict) -> int:
     """batch_size x grad_accumulation of a finished run (`train`, params.yaml's section, where
     the run did not override them)."""
     o = run["overrides"]
-    return int(o.get("train.batch_size", train["batch_size"])) * int(o.get("train.grad_accumulation",
-                                                                            train["grad_accumulation"]))
+    return int(o.get("train.batch_size", train["batch_size"])) * int(
+        o.get("train.grad_accumulation", train["grad_accumulation"])
+    )
 
 
 def run_experiment(name: str, overrides: dict[str, str]) -> None:
@@ -222,14 +235,22 @@ def table(results: dict, steps: int) -> str:
     ]
     for key, r in results["runs"].items():
         vals = " | ".join(fmt(at_step([tuple(x) for x in r["curve"]], m)) for m in marks)
-        lines.append(f"| {key} | {vals} | {fmt(r['best_val_mel_loss'])} | {fmt(r['mcd'], '.2f')} | "
-                     f"{fmt(r['wer'])} | {fmt(r['wer_held_back'])} | {fmt(r['steps_per_s'], '.2f')} |")
-    lines += ["", "| reference → compared | target val | steps (ref) | steps (compared) | speed-up in steps | "
-              "in utterances trained on |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {key} | {vals} | {fmt(r['best_val_mel_loss'])} | {fmt(r['mcd'], '.2f')} | "
+            f"{fmt(r['wer'])} | {fmt(r['wer_held_back'])} | {fmt(r['steps_per_s'], '.2f')} |"
+        )
+    lines += [
+        "",
+        "| reference → compared | target val | steps (ref) | steps (compared) | speed-up in steps | "
+        "in utterances trained on |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in results["pairs"]:
-        lines.append(f"| {p['reference']} → {p['compared']} | {fmt(p['target'])} | {p['steps_reference'] or '–'} | "
-                     f"{p['steps_compared'] or '–'} | {fmt(p['factor'], '.2f')}× | "
-                     f"{fmt(p.get('factor_by_utterances'), '.2f')}× |")
+        lines.append(
+            f"| {p['reference']} → {p['compared']} | {fmt(p['target'])} | {p['steps_reference'] or '–'} | "
+            f"{p['steps_compared'] or '–'} | {fmt(p['factor'], '.2f')}× | "
+            f"{fmt(p.get('factor_by_utterances'), '.2f')}× |"
+        )
     return "\n".join(lines)
 
 
@@ -241,8 +262,12 @@ def pairs_of(results: dict) -> list[dict]:
         for ref, other in PAIRS:
             a, b = results["runs"].get(f"{ref}-s{seed}"), results["runs"].get(f"{other}-s{seed}")
             if a and b:
-                s = speedup([tuple(x) for x in a["curve"]], [tuple(x) for x in b["curve"]],
-                            utterances_per_step(a, train), utterances_per_step(b, train))
+                s = speedup(
+                    [tuple(x) for x in a["curve"]],
+                    [tuple(x) for x in b["curve"]],
+                    utterances_per_step(a, train),
+                    utterances_per_step(b, train),
+                )
                 out.append({"reference": f"{ref}-s{seed}", "compared": f"{other}-s{seed}", **s})
     return out
 
@@ -251,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300, help="optimizer steps per run (default 300)")
     ap.add_argument("--val-every", type=int, default=25, help="steps between validations (default 25)")
-    ap.add_argument("--runs", default="all", help="comma-separated run names, or all; names: "
-                    + ", ".join(r.name for r in RUNS))
+    ap.add_argument(
+        "--runs", default="all", help="comma-separated run names, or all; names: " + ", ".join(r.name for r in RUNS)
+    )
     ap.add_argument("--seeds", default="1234", help="comma-separated train.seed values (default 1234)")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/convergence.json"))
     ap.add_argument("--table", action="store_true", help="print the table of the finished runs and exit")
@@ -262,12 +288,22 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     results = json.loads(out.read_text()) if out.exists() else {}
     if results and (results["steps"], results["val_every"]) != (args.steps, args.val_every):
-        ap.error(f"{out} holds runs of {results['steps']} steps (validation every {results['val_every']}); "
-                 "pass those, or another --out")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    results = {"steps": args.steps, "val_every": args.val_every, "before": BEFORE, "commit": results.get("commit", commit),
-               "seeds": sorted(set(results.get("seeds", [])) | set(seeds)),
-               "runs": results.get("runs", {}), "pairs": []}
+        ap.error(
+            f"{out} holds runs of {results['steps']} steps (validation every {results['val_every']}); "
+            "pass those, or another --out"
+        )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    results = {
+        "steps": args.steps,
+        "val_every": args.val_every,
+        "before": BEFORE,
+        "commit": results.get("commit", commit),
+        "seeds": sorted(set(results.get("seeds", [])) | set(seeds)),
+        "runs": results.get("runs", {}),
+        "pairs": [],
+    }
     if not args.table:
         wanted = [r.name for r in RUNS] if args.runs == "all" else args.runs.split(",")
         unknown = set(wanted) - {r.name for r in RUNS}

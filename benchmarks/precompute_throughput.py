@@ -1,6 +1,6 @@
 """Precompute throughput against a plain serial librosa loop, and peak memory vs corpus size.
 
-    python benchmarks/precompute_throughput.py [--manifest data/manifest.parquet] [--throughput-repeat 4] [--repeat 10]
+    python -m benchmarks.precompute_throughput [--manifest data/manifest.parquet] [--throughput-repeat 4] [--repeat 10]
 
 1. Throughput: the feature half of Hamgara's precompute (parallel: phonemes, audio, mels
    into zarr; `features_seconds` of its report, the aligner excluded) and a serial librosa
@@ -14,6 +14,7 @@
    stays near 1 while the data grows `--repeat`-fold.
 Prints a table and writes JSON (default benchmarks/results/precompute.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import librosa
+import numpy as np
+import pandas as pd
+
+from pipeline.common.atomic import write_json
+from pipeline.config import align_config, features_config, load_params
+from pipeline.precompute import precompute
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import librosa  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import align_config, features_config, load_params  # noqa: E402
-from pipeline.precompute import precompute  # noqa: E402
 
 
 def librosa_serial(paths: list[str], cfg) -> float:
@@ -46,9 +46,16 @@ def librosa_serial(paths: list[str], cfg) -> float:
         y = y * (cfg.peak_norm / max(float(np.abs(y).max()), 1e-9))
         pad = (cfg.n_fft - cfg.hop_length) // 2
         mel = librosa.feature.melspectrogram(
-            y=np.pad(y, (pad, pad), mode="reflect"), sr=cfg.sample_rate, n_fft=cfg.n_fft,
-            hop_length=cfg.hop_length, win_length=cfg.win_length, center=False, power=1.0,
-            n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
+            y=np.pad(y, (pad, pad), mode="reflect"),
+            sr=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            center=False,
+            power=1.0,
+            n_mels=cfg.n_mels,
+            fmin=cfg.fmin,
+            fmax=cfg.fmax,
         )
         np.log(np.maximum(mel, cfg.log_clamp))
         audio_seconds += len(y) / cfg.sample_rate
@@ -68,7 +75,7 @@ def peak_memory_run(manifest: Path, params: Path, workdir: Path) -> dict:
     code = (
         "import json,resource,sys;from pathlib import Path;"
         "from pipeline.config import align_config,features_config,load_params;"
-        "from pipeline.precompute import limit_heap_fragmentation,precompute;limit_heap_fragmentation();"
+        "from pipeline.common.runtime import limit_heap_fragmentation;from pipeline.precompute import precompute;limit_heap_fragmentation();"
         f"p=load_params({str(params)!r});"
         f"r=precompute(Path({str(manifest)!r}),Path({str(workdir / 'f.zarr')!r}),features_config(p),align_config(p),progress=False);"
         "s=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;c=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"
@@ -126,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'utterances/s':28s}{result['hamgara_utt_per_s']:>12}{result['librosa_serial_utt_per_s']:>16}")
     print(f"{'audio seconds/s':28s}{result['hamgara_audio_s_per_s']:>12}{result['librosa_serial_audio_s_per_s']:>16}")
     print(f"speedup (same files, one run): {result['speedup']}x")
-    print(f"peak memory x1  ({m1['utterances']} utt): main {m1['main_peak_mib']} MiB, largest worker {m1['worker_peak_mib']} MiB")
-    print(f"peak memory x{args.repeat} ({m10['utterances']} utt): main {m10['main_peak_mib']} MiB, largest worker {m10['worker_peak_mib']} MiB")
+    print(
+        f"peak memory x1  ({m1['utterances']} utt): main {m1['main_peak_mib']} MiB, largest worker {m1['worker_peak_mib']} MiB"
+    )
+    print(
+        f"peak memory x{args.repeat} ({m10['utterances']} utt): main {m10['main_peak_mib']} MiB, largest worker {m10['worker_peak_mib']} MiB"
+    )
     print(f"memory growth for {args.repeat}x the data: {result['memory_growth']}x -> {args.out}")
     return 0
 

@@ -2,7 +2,7 @@
 module, the rest of the step (loss, backward, clipping, optimizer), and torch.profiler's
 operators by self time.
 
-    python benchmarks/profile_step.py [--store data/features.zarr] [--decoders autoregressive,parallel]
+    python -m benchmarks.profile_step [--store data/features.zarr] [--decoders autoregressive,parallel]
         [--size tiny] [--batch-size 16] [--steps 10] [--device auto] [--top 12]
 
 The steps are the real Trainer's (as in benchmarks/train_throughput.py) on preloaded batches of
@@ -15,6 +15,7 @@ path that materialises the weights (softmax of the full score matrix, dropout on
 self-attention used before the profile pointed at it. Prints the tables and writes JSON
 (default benchmarks/results/profile_step.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,13 +24,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import torch
+from torch.profiler import ProfilerActivity, profile
 
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-from benchmarks.train_throughput import (  # noqa: E402
+from benchmarks.train_throughput import (
     add_store_arguments,
     build_trainer,
     open_store,
@@ -38,10 +36,12 @@ from benchmarks.train_throughput import (  # noqa: E402
     sync,
     timed_steps,
 )
-from model.layers import MultiHeadAttention  # noqa: E402
-from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import store_model_config  # noqa: E402
-from pipeline.split import TRAIN  # noqa: E402
+from model.layers import MultiHeadAttention
+from pipeline.common.atomic import write_json
+from pipeline.config import store_model_config
+from pipeline.features.split import TRAIN
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def weights_path_attend(self: MultiHeadAttention, query, key_value, allowed):  # type: ignore[no-untyped-def]
@@ -79,6 +79,7 @@ def module_timer(model: torch.nn.Module, device: torch.device) -> dict[str, floa
     seconds: dict[str, float] = defaultdict(float)
     started: dict[str, float] = {}
     for name, child in model.named_children():
+
         def pre(_m, _i, name=name) -> None:
             sync(device)
             started[name] = time.perf_counter()
@@ -114,10 +115,21 @@ def profile_decoder(params: dict, attrs: dict, batches: list, device: torch.devi
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     averages = sorted(prof.key_averages(), key=lambda e: -getattr(e, key))
     all_self = sum(getattr(e, key) for e in averages)
-    ops = [{"op": e.key, "calls": e.count, "self_ms_per_step": getattr(e, key) / 1e3 / steps,
-            "share": getattr(e, key) / all_self} for e in averages[:top]]
-    return {"step_seconds": total / steps, "parts_seconds_per_step": parts, "top_ops": ops,
-            "frames_per_step": sum(int(b.frame_mask.sum()) for b in batches[1:]) / steps}
+    ops = [
+        {
+            "op": e.key,
+            "calls": e.count,
+            "self_ms_per_step": getattr(e, key) / 1e3 / steps,
+            "share": getattr(e, key) / all_self,
+        }
+        for e in averages[:top]
+    ]
+    return {
+        "step_seconds": total / steps,
+        "parts_seconds_per_step": parts,
+        "top_ops": ops,
+        "frames_per_step": sum(int(b.frame_mask.sum()) for b in batches[1:]) / steps,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_compare:
             r["self_attention"] = attention_comparison(p, attrs, batches, device)
         result["decoders"][decoder] = r
-        print(f"\n## {decoder} ({args.size}, batch {args.batch_size}, {r['frames_per_step']:.0f} frames/step): "
-              f"{r['step_seconds'] * 1e3:.0f} ms per step")
+        print(
+            f"\n## {decoder} ({args.size}, batch {args.batch_size}, {r['frames_per_step']:.0f} frames/step): "
+            f"{r['step_seconds'] * 1e3:.0f} ms per step"
+        )
         print("| part | ms per step | share |\n|---|---|---|")
         for k, v in r["parts_seconds_per_step"].items():
             print(f"| {k} | {v * 1e3:.1f} | {v / r['step_seconds']:.0%} |")
@@ -147,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {o['op']} | {o['calls']} | {o['self_ms_per_step']:.1f} | {o['share']:.1%} |")
         if "self_attention" in r:
             c = r["self_attention"]
-            print(f"\nself-attention: fused {c['fused_step_seconds'] * 1e3:.0f} ms per step, weights path "
-                  f"{c['weights_path_step_seconds'] * 1e3:.0f} ms: {c['speedup']:.2f}x")
+            print(
+                f"\nself-attention: fused {c['fused_step_seconds'] * 1e3:.0f} ms per step, weights path "
+                f"{c['weights_path_step_seconds'] * 1e3:.0f} ms: {c['speedup']:.2f}x"
+            )
     write_json(args.out, result)
     print(f"-> {args.out}")
     return 0

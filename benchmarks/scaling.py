@@ -1,8 +1,8 @@
 """How training step time grows with batch size and utterance length, and how precompute time
 and memory grow with corpus size.
 
-    python benchmarks/scaling.py step [--decoders autoregressive,parallel] [--size tiny] [--device auto]
-    python benchmarks/scaling.py precompute [--manifest data/manifest.parquet] [--multiples 1,4,16]
+    python -m benchmarks.scaling step [--decoders autoregressive,parallel] [--size tiny] [--device auto]
+    python -m benchmarks.scaling precompute [--manifest data/manifest.parquet] [--multiples 1,4,16]
 
 `step`: the real Trainer on synthetic batches of exact shapes (random normalised mels, tokens
 spread evenly over the frames, 6 frames per token — the demo's mean), so that only the shape
@@ -17,6 +17,7 @@ worker. The aligner trains a fixed `align.steps`, so its share shrinks as the co
 
 Prints tables and writes JSON (default benchmarks/results/scaling_<part>.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,17 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from benchmarks.precompute_throughput import peak_memory_run, repeated_manifest
+from benchmarks.train_throughput import build_trainer, params_for, timed_steps
+from model.tts import TTSBatch
+from pipeline.common.atomic import write_json
+from pipeline.common.runtime import resolve_device
+from pipeline.config import load_params, model_config
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-
-from benchmarks.precompute_throughput import peak_memory_run, repeated_manifest  # noqa: E402
-from benchmarks.train_throughput import build_trainer, params_for, timed_steps  # noqa: E402
-from model.tts import TTSBatch  # noqa: E402
-from pipeline.atomic import write_json  # noqa: E402
-from pipeline.config import load_params, model_config  # noqa: E402
-from pipeline.durations import resolve_device  # noqa: E402
 
 N_SYMBOLS, N_MELS, FRAMES_PER_TOKEN = 60, 80, 6
 
@@ -79,7 +79,9 @@ def step_scaling(args: argparse.Namespace) -> dict:
     for decoder in args.decoders.split(","):
         p = params_for(params, decoder, args.size, batch_size=8, mixed_precision=True)
         by_batch = [(b, seconds_per_step(p, synthetic_batch(b, 384, b), device, args.steps)) for b in (4, 8, 16, 32)]
-        by_length = [(t, seconds_per_step(p, synthetic_batch(8, t, t), device, args.steps)) for t in (128, 256, 512, 1024)]
+        by_length = [
+            (t, seconds_per_step(p, synthetic_batch(8, t, t), device, args.steps)) for t in (128, 256, 512, 1024)
+        ]
         out["decoders"][decoder] = {
             "batch_at_384_frames": [{"batch": b, "seconds": s, "frames_per_s": b * 384 / s} for b, s in by_batch],
             "frames_at_batch_8": [{"frames": t, "seconds": s, "frames_per_s": 8 * t / s} for t, s in by_length],
@@ -109,23 +111,38 @@ def precompute_scaling(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             r = peak_memory_run(manifest, Path(args.params), tmp / f"x{m}")
             wall = time.perf_counter() - t0
-            rows.append({"multiple": m, **r, "wall_seconds": round(wall, 1),
-                         "seconds_per_utterance": r["seconds"] / r["utterances"]})
-            print(f"x{m}: {r['utterances']} utterances, {r['seconds']:.1f} s, main {r['main_peak_mib']} MiB, "
-                  f"largest worker {r['worker_peak_mib']} MiB", flush=True)
+            rows.append(
+                {
+                    "multiple": m,
+                    **r,
+                    "wall_seconds": round(wall, 1),
+                    "seconds_per_utterance": r["seconds"] / r["utterances"],
+                }
+            )
+            print(
+                f"x{m}: {r['utterances']} utterances, {r['seconds']:.1f} s, main {r['main_peak_mib']} MiB, "
+                f"largest worker {r['worker_peak_mib']} MiB",
+                flush=True,
+            )
     first, last = rows[0], rows[-1]
     out = {
         "rows": rows,
         "time_exponent": exponent([(first["utterances"], first["seconds"]), (last["utterances"], last["seconds"])]),
-        "marginal_seconds_per_utterance": (last["seconds"] - first["seconds"]) / (last["utterances"] - first["utterances"]),
-        "memory_growth": (last["main_peak_mib"] + last["worker_peak_mib"]) / (first["main_peak_mib"] + first["worker_peak_mib"]),
+        "marginal_seconds_per_utterance": (last["seconds"] - first["seconds"])
+        / (last["utterances"] - first["utterances"]),
+        "memory_growth": (last["main_peak_mib"] + last["worker_peak_mib"])
+        / (first["main_peak_mib"] + first["worker_peak_mib"]),
     }
     print("\n| corpus | utterances | seconds | s per utterance | main MiB | worker MiB |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| x{r['multiple']} | {r['utterances']:,} | {r['seconds']:.1f} | {r['seconds_per_utterance']:.4f} | "
-              f"{r['main_peak_mib']} | {r['worker_peak_mib']} |")
-    print(f"time exponent {out['time_exponent']:.2f} (1 = linear), marginal {out['marginal_seconds_per_utterance']:.4f} s "
-          f"per utterance, memory x{out['memory_growth']:.2f} for x{multiples[-1] // multiples[0]} the data")
+        print(
+            f"| x{r['multiple']} | {r['utterances']:,} | {r['seconds']:.1f} | {r['seconds_per_utterance']:.4f} | "
+            f"{r['main_peak_mib']} | {r['worker_peak_mib']} |"
+        )
+    print(
+        f"time exponent {out['time_exponent']:.2f} (1 = linear), marginal {out['marginal_seconds_per_utterance']:.4f} s "
+        f"per utterance, memory x{out['memory_growth']:.2f} for x{multiples[-1] // multiples[0]} the data"
+    )
     return out
 
 

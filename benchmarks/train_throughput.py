@@ -1,7 +1,7 @@
 """Training throughput for each decoder and model size, against the data loader's, and the
 synthesis real-time factor of trained checkpoints.
 
-    python benchmarks/train_throughput.py [--store data/features.zarr] [--decoders autoregressive,parallel]
+    python -m benchmarks.train_throughput [--store data/features.zarr] [--decoders autoregressive,parallel]
         [--sizes tiny,small] [--batch-size 16] [--steps 20] [--device auto] [--checkpoint models/best.pt ...]
 
 1. Training: for each decoder x size (x mixed precision off/on on CUDA), `--steps` optimizer
@@ -17,6 +17,7 @@ synthesis real-time factor of trained checkpoints.
    evaluate stage's rtf.vocoder).
 Prints a table and writes JSON (default benchmarks/results/train_throughput.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,23 @@ import threading
 import time
 from pathlib import Path
 
+import torch
+from torch.utils.data import DataLoader
+
+from model.config import ModelConfig
+from model.tts import HamgaraTTS, TTSBatch
+from pipeline.common.atomic import write_json
+from pipeline.common.runtime import (
+    resolve_device,
+    worker_count,
+)
+from pipeline.config import load_params, store_model_config, train_config
+from pipeline.features.split import TRAIN, VAL
+from pipeline.features.store import FeatureStore
+from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, collate
+from pipeline.training.step import Trainer
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from model.config import ModelConfig  # noqa: E402
-from model.tts import HamgaraTTS, TTSBatch  # noqa: E402
-from pipeline.atomic import worker_count, write_json  # noqa: E402
-from pipeline.config import load_params, loss_settings, loss_weights, store_model_config, train_configs  # noqa: E402
-from pipeline.dataset import BucketBatchSampler, FeatureDataset, collate  # noqa: E402
-from pipeline.durations import resolve_device  # noqa: E402
-from pipeline.feature_store import FeatureStore  # noqa: E402
-from pipeline.split import TRAIN, VAL  # noqa: E402
-from pipeline.trainer import Trainer  # noqa: E402
 
 
 class GpuSampler:
@@ -57,15 +60,22 @@ class GpuSampler:
         while not self._stop.is_set():
             try:
                 out = subprocess.run(
-                    ["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                    capture_output=True, text=True, timeout=5,
+                    [
+                        "nvidia-smi",
+                        f"--id={self.index}",
+                        "--query-gpu=utilization.gpu",
+                        "--format=csv,noheader,nounits",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
                 )
                 self.values.append(float(out.stdout.strip().splitlines()[0]))
             except (OSError, ValueError, IndexError, subprocess.SubprocessError):
                 return
             self._stop.wait(0.2)
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         self._thread.start()
         return self
 
@@ -92,10 +102,10 @@ def params_for(params: dict, decoder: str, size: str, batch_size: int, mixed_pre
 
 def build_trainer(params: dict, mcfg: ModelConfig, device: torch.device) -> Trainer:
     """A fresh model (seeded by train.seed) and the real Trainer over it, from params.yaml."""
-    tcfg, rcfg = train_configs(params)
-    torch.manual_seed(rcfg.seed)
+    cfg = train_config(params)
+    torch.manual_seed(cfg.seed)
     model = HamgaraTTS(mcfg).to(device)
-    return Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device)
+    return Trainer(model, cfg, cfg.loss_settings(mcfg.reduction), cfg.loss_weights(), device)
 
 
 def timed_steps(trainer: Trainer, batches: list[TTSBatch], device: torch.device) -> float:
@@ -187,7 +197,7 @@ def loader_throughput(store: Path, batch_size: int, seed: int, workers: int, cou
 
 def synthesis_rtf(checkpoint: Path, store: Path, device: torch.device, utterances: int) -> dict:
     """Model seconds per second of audio, free-running, over validation texts."""
-    from pipeline.synthesizer import Synthesizer
+    from pipeline.evaluation.synthesizer import Synthesizer
 
     synth = Synthesizer.from_file(checkpoint, device)
     fs = FeatureStore(store)
@@ -203,8 +213,14 @@ def synthesis_rtf(checkpoint: Path, store: Path, device: torch.device, utterance
     sync(device)
     seconds = time.perf_counter() - t0
     audio = sum(u.mel.shape[0] for u in out) * hop / sr
-    return {"checkpoint": str(checkpoint), "decoder": synth.config.decoder, "utterances": len(tokens),
-            "audio_seconds": round(audio, 2), "model_seconds": round(seconds, 3), "rtf_model": seconds / audio}
+    return {
+        "checkpoint": str(checkpoint),
+        "decoder": synth.config.decoder,
+        "utterances": len(tokens),
+        "audio_seconds": round(audio, 2),
+        "model_seconds": round(seconds, 3),
+        "rtf_model": seconds / audio,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,17 +243,28 @@ def main(argv: list[str] | None = None) -> int:
         for decoder in args.decoders.split(","):
             for amp in amp_settings:
                 p = params_for(params, decoder, size, args.batch_size, amp)
-                row = {"decoder": decoder, "size": size, "mixed_precision": amp,
-                       **time_training(p, attrs, batches, device, args.warmup)}
+                row = {
+                    "decoder": decoder,
+                    "size": size,
+                    "mixed_precision": amp,
+                    **time_training(p, attrs, batches, device, args.warmup),
+                }
                 rows.append(row)
-                print(f"{decoder:>14} {size:>5} {row['amp_dtype']:>5}: {row['steps_per_s']:.2f} steps/s, "
-                      f"{row['frames_per_s']:,.0f} frames/s", flush=True)
+                print(
+                    f"{decoder:>14} {size:>5} {row['amp_dtype']:>5}: {row['steps_per_s']:.2f} steps/s, "
+                    f"{row['frames_per_s']:,.0f} frames/s",
+                    flush=True,
+                )
     workers = min(params["train"]["num_workers"], worker_count(0))
     loader = loader_throughput(store, args.batch_size, seed, workers, args.loader_batches)
     synth = [synthesis_rtf(Path(c), store, device, args.rtf_utterances) for c in args.checkpoint]
     result = {
-        "machine": {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                    "cores": os.cpu_count(), "torch": torch.__version__, "processor": platform.processor()},
+        "machine": {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "processor": platform.processor(),
+        },
         "batch_size": args.batch_size,
         "mean_frames_per_batch": sum(int(b.frame_mask.sum()) for b in batches) / len(batches),
         "training": rows,
@@ -247,21 +274,29 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_json(args.out, result)
 
-    print("\n| decoder | size | precision | parameters | steps/s | frames/s |"
-          + (" peak GiB | GPU util % |" if device.type == "cuda" else ""))
+    print(
+        "\n| decoder | size | precision | parameters | steps/s | frames/s |"
+        + (" peak GiB | GPU util % |" if device.type == "cuda" else "")
+    )
     print("|---|---|---|---|---|---|" + ("---|---|" if device.type == "cuda" else ""))
     for r in rows:
         extra = ""
         if device.type == "cuda":
             util = r["gpu_utilization"]
             extra = f" {r['peak_memory_gib']:.2f} | {'–' if util is None else f'{util:.0f}'} |"
-        print(f"| {r['decoder']} | {r['size']} | {r['amp_dtype']} | {r['parameters']:,} | {r['steps_per_s']:.2f} | "
-              f"{r['frames_per_s']:,.0f} |{extra}")
-    print(f"\nloader alone ({workers} workers): {loader['frames_per_s']:,.0f} frames/s = "
-          f"{result['loader_over_fastest_training']:.1f}x the fastest training configuration")
+        print(
+            f"| {r['decoder']} | {r['size']} | {r['amp_dtype']} | {r['parameters']:,} | {r['steps_per_s']:.2f} | "
+            f"{r['frames_per_s']:,.0f} |{extra}"
+        )
+    print(
+        f"\nloader alone ({workers} workers): {loader['frames_per_s']:,.0f} frames/s = "
+        f"{result['loader_over_fastest_training']:.1f}x the fastest training configuration"
+    )
     for s in synth:
-        print(f"synthesis {s['decoder']}: model RTF {s['rtf_model']:.4f} ({s['utterances']} utterances, "
-              f"{s['audio_seconds']} s of audio) from {s['checkpoint']}")
+        print(
+            f"synthesis {s['decoder']}: model RTF {s['rtf_model']:.4f} ({s['utterances']} utterances, "
+            f"{s['audio_seconds']} s of audio) from {s['checkpoint']}"
+        )
     print(f"-> {args.out}")
     return 0
 

@@ -23,6 +23,7 @@ take the frames the CTC blank explains best — a pause between words — or non
 what fluent speech has at most word boundaries. Punctuation is aligned like a phone, so a
 pause marked by a comma lands in the comma.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -124,7 +125,5 @@ def forward_sum_loss(
     word separators) take no frames.
     """
     log_probs = frame_log_probs(log_attn, token_mask, blank_logprob).transpose(0, 1)  # [T, B, N+1]
-    nll = F.ctc_loss(
-        log_probs.float(), targets, frame_lens, target_lens, blank=0, reduction="none", zero_infinity=True
-    )
+    nll = F.ctc_loss(log_probs.float(), targets, frame_lens, target_lens, blank=0, reduction="none", zero_infinity=True)
     return nll / frame_lens.float()

@@ -5,6 +5,7 @@ cache at synthesis, where the predicted durations keep the cross-attention insid
 around the token that should be speaking now, so words are neither skipped nor repeated,
 and a length cap derived from them ends a run whose stop token never fires.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
-from model.layers import DecoderLayer, PositionalEncoding, Prenet
+from model.layers import DecoderLayer, PositionalEncoding, Prenet, lengths_to_mask
 from model.losses import step_mask as steps_of
 
 
@@ -147,5 +148,5 @@ class AutoregressiveDecoder(nn.Module):
             if bool(done.all()):
                 break
         mel = torch.cat(frames, dim=1)
-        mel = mel * (torch.arange(mel.size(1), device=device)[None, :] < lengths[:, None])[..., None]
+        mel = mel * lengths_to_mask(lengths.to(device), mel.size(1))[..., None]
         return mel, lengths, fired, torch.stack(windows, dim=1)

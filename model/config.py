@@ -1,7 +1,8 @@
 """The model's configuration: one typed object, built from params.yaml `model` and the features."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,56 @@ class ModelConfig:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         if self.reduction < 1:
             raise ValueError(f"model.reduction must be >= 1, got {self.reduction}")
+
+
+# The symbol between words in every frontend's output (model/text.py): it may last 0 frames.
+WORD_SEPARATOR = " "
+
+# The ModelConfig fields that come from the features store rather than params.yaml `model`.
+STORE_KEYS = ("n_symbols", "n_speakers", "n_languages", "n_mels", "optional_ids")
+# The ModelConfig fields that a size preset (params.yaml `model.sizes.<name>`) sets.
+SIZE_KEYS = (
+    "d_model",
+    "heads",
+    "encoder_layers",
+    "decoder_layers",
+    "ff",
+    "latent",
+    "reference_channels",
+    "postnet_channels",
+    "postnet_layers",
+    "prenet_dim",
+    "duration_channels",
+)
+# params.yaml `model`: every other ModelConfig field, plus the preset's name and the presets.
+PARAM_KEYS = tuple(f.name for f in fields(ModelConfig) if f.name not in STORE_KEYS and f.name not in SIZE_KEYS) + (
+    "size",
+    "sizes",
+)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The fixed weight of each loss term (params.yaml `train.*_loss_weight`)."""
+
+    mel: float
+    kl: float
+    stop: float
+    attention: float
+    duration: float
+
+
+# The loss terms, in the order they are logged; each has a weight `train.<term>_loss_weight`.
+LOSS_TERMS = tuple(f.name for f in fields(LossWeights))
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """How each term is computed (params.yaml `train`)."""
+
+    huber_delta: float | None  # None: plain L1
+    mel_label_smoothing: float
+    stop_label_smoothing: float
+    stop_pos_weight: float
+    attention_soften: float
+    reduction: int

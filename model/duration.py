@@ -1,4 +1,5 @@
 """Durations: the predictor trained on the aligner's durations, and the length regulator."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Masks are boolean and True where a position is real (or may be attended); every 
 zeroes padded positions on its way out, so what sits in padding never reaches a real
 position and an utterance computes the same alone as in a batch.
 """
+
 from __future__ import annotations
 
 import math

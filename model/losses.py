@@ -25,6 +25,7 @@ token, summing to the utterance's frame count. Every loss returns a 0-d float32 
 computed in float32 whatever the input dtype, so half-precision activations under autocast do
 not lose the small differences the losses are made of.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,6 +33,9 @@ from dataclasses import dataclass, fields
 
 import torch
 from torch.nn import functional as F
+
+from model.config import LossWeights
+from model.layers import lengths_to_mask
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -111,7 +115,7 @@ def step_mask(frame_mask: torch.Tensor, reduction: int) -> torch.Tensor:
     be partly padding).
     """
     n_steps, s = _step_counts(frame_mask, reduction)
-    return torch.arange(s, device=frame_mask.device)[None, :] < n_steps[:, None]
+    return lengths_to_mask(n_steps.to(frame_mask.device), s)
 
 
 def stop_targets(frame_mask: torch.Tensor, reduction: int) -> torch.Tensor:
@@ -283,17 +287,6 @@ def duration_loss(log_pred: torch.Tensor, durations: torch.Tensor, token_mask: t
 
 
 # --- weighting ---------------------------------------------------------------------------------
-
-
-@dataclass
-class LossWeights:
-    """The fixed weight of each loss term (params.yaml `train.*_loss_weight`)."""
-
-    mel: float
-    kl: float
-    stop: float
-    attention: float
-    duration: float
 
 
 @dataclass

@@ -6,6 +6,7 @@ frames — a pause between words — or be passed over with none, which is what 
 boundary without a pause is. The durations therefore sum exactly to the frame count
 (Viterbi over a left-to-right chain, as in Glow-TTS/RAD-TTS, extended by the skips).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,7 @@ def viterbi_path(log_p: np.ndarray, optional: np.ndarray | None = None) -> np.nd
         raise ValueError("two adjacent optional tokens: a skip passes over one token at most")
     required = int((~opt).sum())
     if n_tokens < 1 or required < 1 or n_frames < required:
-        raise ValueError(
-            f"cannot align {required} required tokens to {n_frames} frames: need frames >= tokens >= 1"
-        )
+        raise ValueError(f"cannot align {required} required tokens to {n_frames} frames: need frames >= tokens >= 1")
     neg = -np.inf
     # Tokens still required after token j (exclusive): a path at j on frame t needs that many frames left.
     required_after = np.concatenate([np.cumsum((~opt)[::-1])[::-1][1:], [0]])

@@ -1,4 +1,5 @@
 """Log-mel spectrograms, HiFi-GAN compatible: the one definition used in precompute and synthesis."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,10 +1,10 @@
 """From model outputs and a batch to the raw loss terms (model/losses.py defines each term)."""
-from __future__ import annotations
 
-from dataclasses import dataclass
+from __future__ import annotations
 
 import torch
 
+from model.config import LossSettings
 from model.losses import (
     attention_alignment_error,
     attention_loss,
@@ -16,18 +16,6 @@ from model.losses import (
     stop_targets,
 )
 from model.tts import TTSBatch, TTSOutput
-
-
-@dataclass(frozen=True)
-class LossSettings:
-    """How each term is computed (params.yaml `train`)."""
-
-    huber_delta: float | None  # None: plain L1
-    mel_label_smoothing: float
-    stop_label_smoothing: float
-    stop_pos_weight: float
-    attention_soften: float
-    reduction: int
 
 
 def raw_losses(out: TTSOutput, batch: TTSBatch, s: LossSettings) -> dict[str, torch.Tensor | None]:
@@ -44,7 +32,9 @@ def raw_losses(out: TTSOutput, batch: TTSBatch, s: LossSettings) -> dict[str, to
         targets = stop_targets(batch.frame_mask, s.reduction)
         terms["stop"] = stop_loss(out.stop_logits, targets, out.step_mask, s.stop_pos_weight, s.stop_label_smoothing)
     if out.attention is not None and out.step_mask is not None:
-        targets = attention_targets(batch.durations, batch.token_mask, batch.frame_mask, s.reduction, s.attention_soften)
+        targets = attention_targets(
+            batch.durations, batch.token_mask, batch.frame_mask, s.reduction, s.attention_soften
+        )
         terms["attention"] = attention_loss(out.attention, targets, out.step_mask, batch.token_mask)
     return terms
 

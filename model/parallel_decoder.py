@@ -3,6 +3,7 @@
 No stop token and no attention: the durations fix the alignment outright. It exists so that
 `dvc exp run -S model.decoder=parallel` shows which family converges faster on your data.
 """
+
 from __future__ import annotations
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.duration import length_regulate
-from model.layers import EncoderLayer, PositionalEncoding
+from model.layers import EncoderLayer, PositionalEncoding, lengths_to_mask
 
 
 class ParallelDecoder(nn.Module):
@@ -31,7 +32,7 @@ class ParallelDecoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the mel and its frame mask [B, T]."""
         x = length_regulate(memory, durations, n_frames)
-        frame_mask = torch.arange(x.size(1), device=x.device)[None, :] < durations.sum(1)[:, None]
+        frame_mask = lengths_to_mask(durations.sum(1), x.size(1))
         x = self.pos(x + self.style(latent)[:, None, :]) * frame_mask[..., None]
         for layer in self.layers:
             x = layer(x, frame_mask)

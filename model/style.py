@@ -5,6 +5,7 @@ text does not say (speaking style, recording conditions); the KL term keeps it c
 unit Gaussian so that the prior mean is a sensible default at synthesis, and a reference
 recording gives voice/style cloning.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ punctuation carries prosody (pauses, question intonation) and word boundaries ar
 space symbol, so the aligner and the model see where words end. The character frontend is
 the fallback for languages espeak-ng voices poorly.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,11 @@ def _char_allowed(ch: str, language: str) -> bool:
     if language.startswith("en"):
         return ch.isascii() and ch.isalpha()
     if language.startswith("fa"):
-        return ch == _ZWNJ or ("\u0600" <= ch <= "\u06ff" and ch.isalpha()) or ch in "\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652"
+        return (
+            ch == _ZWNJ
+            or ("\u0600" <= ch <= "\u06ff" and ch.isalpha())
+            or ch in "\u064b\u064c\u064d\u064e\u064f\u0650\u0651\u0652"
+        )
     # Other languages: any letter (espeak-ng decides what it can voice).
     return ch.isalpha() or unicodedata.category(ch) == "Mn"
 

@@ -1,4 +1,5 @@
 """Text encoder: token, language and (multi-speaker) speaker embeddings through transformer layers."""
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """Hamgara's acoustic model: text encoder, style VAE, duration predictor, a decoder
 (autoregressive or parallel) and a postnet. Pure torch: batches in, tensors out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from torch import nn
 from model.ar_decoder import AutoregressiveDecoder
 from model.config import ModelConfig
 from model.duration import DurationPredictor, durations_from_log
-from model.layers import Postnet
+from model.layers import Postnet, lengths_to_mask
 from model.parallel_decoder import ParallelDecoder
 from model.style import ReferenceEncoder, sample_latent
 from model.text_encoder import TextEncoder
@@ -29,7 +30,7 @@ class TTSBatch:
     frame_mask: torch.Tensor  # [B, T] bool
     durations: torch.Tensor  # [B, N] int64
 
-    def to(self, device: torch.device, non_blocking: bool = False) -> "TTSBatch":
+    def to(self, device: torch.device, non_blocking: bool = False) -> TTSBatch:
         """The batch on `device`."""
         return TTSBatch(**{k: v.to(device, non_blocking=non_blocking) for k, v in self.__dict__.items()})
 
@@ -122,7 +123,7 @@ class HamgaraTTS(nn.Module):
         else:
             mel, frame_mask = self.decoder(memory, durations, latent)
             lengths, stop_fired = frame_mask.sum(1), None
-        frame_mask = torch.arange(mel.size(1), device=mel.device)[None, :] < lengths[:, None]
+        frame_mask = lengths_to_mask(lengths.to(mel.device), mel.size(1))
         mel = self.postnet(mel, frame_mask) * frame_mask[..., None]
         return Synthesis(mel, lengths, stop_fired, durations)
 

@@ -16,6 +16,7 @@ or with TorchScript (deprecated by torch but still loaded: any other suffix):
 
 and point `eval.vocoder` (or `hamgara synth --vocoder`) at the file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -85,7 +86,9 @@ class ExportedVocoder:
                 self.module = torch.jit.load(str(self.path), map_location=device).eval()
         except Exception as e:  # each loader raises its own kinds for a foreign file
             kind = "torch.export" if self.path.suffix == ".pt2" else "TorchScript"
-            raise ValueError(f"vocoder {self.path}: not a {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+            raise ValueError(
+                f"vocoder {self.path}: not a {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            ) from e
         self.device = torch.device(device)
         self.sample_rate = settings.sample_rate
 
@@ -98,7 +101,9 @@ class ExportedVocoder:
         return wave if batched else wave[0]
 
 
-def load_vocoder(spec: str, settings: MelSettings, griffin_lim_iters: int, device: torch.device | str = "cpu") -> Vocoder:
+def load_vocoder(
+    spec: str, settings: MelSettings, griffin_lim_iters: int, device: torch.device | str = "cpu"
+) -> Vocoder:
     """`griffin_lim`, or the path of an exported generator (`.pt2`: torch.export; else TorchScript)."""
     if spec == "griffin_lim":
         return GriffinLimVocoder(settings, griffin_lim_iters)

@@ -1,4 +1,5 @@
 """`hamgara`: one command for every stage (each also runs as `python -m pipeline.<stage>`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ STAGES = {
     "precompute": "log-mels, phoneme ids, durations and split into data/features.zarr",
     "train": "train the acoustic model; models/ and dvclive/ (resumes after an interruption)",
     "evaluate": "free-running synthesis of the validation split scored against the recordings; reports/",
-    "synth": "text to speech from a checkpoint: hamgara synth \"Hello.\" -o hello.wav",
+    "synth": 'text to speech from a checkpoint: hamgara synth "Hello." -o hello.wav',
     "doctor": "review the data and the training run: reports/doctor.md (ok / warning / problem, with fixes)",
     "model-info": "parameter counts of the model for every size and decoder",
 }

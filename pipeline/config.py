@@ -3,21 +3,18 @@
 Every default lives in params.yaml; these classes only give the values types and a clear
 error when a key is missing or unknown, so no knob hides in code.
 """
+
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
-if TYPE_CHECKING:  # torch-backed types; imported lazily so data stages do not load torch
-    from model.config import ModelConfig
-    from model.losses import LossWeights
-    from model.objective import LossSettings
-    from pipeline.trainer import TrainConfig
+from model.config import LOSS_TERMS, PARAM_KEYS, SIZE_KEYS, WORD_SEPARATOR, LossSettings, LossWeights, ModelConfig
 
 T = TypeVar("T")
 
@@ -26,16 +23,25 @@ class ConfigError(ValueError):
     """params.yaml is missing a key, has an unknown one, or a value of the wrong kind."""
 
 
-def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
+def check_keys(raw: Any, known: tuple[str, ...] | list[str], where: str) -> None:
+    """Refuse a section that is not a mapping, has a key we do not read (naming the nearest
+    known key: `val_evry` is almost always a typo of `val_every`), or lacks one we need."""
     if not isinstance(raw, dict):
         raise ConfigError(f"params.yaml: `{where}` must be a mapping, got {type(raw).__name__}")
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - names)
-    missing = sorted(names - set(raw))
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(f"params.yaml: unknown key(s) under `{where}`: {', '.join(unknown)}")
+        hints = []
+        for key in unknown:
+            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hints.append(f"{where}.{key}" + (f" (did you mean {where}.{near[0]}?)" if near else ""))
+        raise ConfigError(f"params.yaml: unknown key(s): {'; '.join(hints)}. Known under `{where}`: {', '.join(known)}")
+    missing = [k for k in known if k not in raw]
     if missing:
         raise ConfigError(f"params.yaml: missing key(s) under `{where}`: {', '.join(missing)}")
+
+
+def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
+    check_keys(raw, [f.name for f in fields(cls)], where)  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         value = raw[f.name]
@@ -114,9 +120,7 @@ class FeaturesConfig:
         if not 0.0 <= self.val_share < 1.0:
             raise ConfigError(f"params.yaml: features.val_share must be in [0, 1), got {self.val_share}")
         if self.fmax > self.sample_rate / 2:
-            raise ConfigError(
-                f"params.yaml: features.fmax {self.fmax} is above Nyquist ({self.sample_rate / 2})"
-            )
+            raise ConfigError(f"params.yaml: features.fmax {self.fmax} is above Nyquist ({self.sample_rate / 2})")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -210,21 +214,18 @@ def eval_config(params: dict[str, Any]) -> EvalConfig:
     return _build(EvalConfig, params.get("eval", {}), "eval")
 
 
-def store_model_config(params: dict[str, Any], attrs: dict[str, Any]) -> "ModelConfig":
+def store_model_config(params: dict[str, Any], attrs: dict[str, Any]) -> ModelConfig:
     """`model_config` with the vocabulary sizes, n_mels and the word separators (the symbols
     that may last 0 frames) of a features store's attributes."""
     symbols = attrs["symbols"]
     return model_config(
-        params, len(symbols), len(attrs["speakers"]), len(attrs["languages"]), attrs["mel"]["n_mels"],
-        tuple(i for i, s in enumerate(symbols) if s == " "),
+        params,
+        len(symbols),
+        len(attrs["speakers"]),
+        len(attrs["languages"]),
+        attrs["mel"]["n_mels"],
+        tuple(i for i, s in enumerate(symbols) if s == WORD_SEPARATOR),
     )
-
-
-SIZE_KEYS = (
-    "d_model", "heads", "encoder_layers", "decoder_layers", "ff", "latent", "reference_channels",
-    "postnet_channels", "postnet_layers", "prenet_dim", "duration_channels",
-)
-MODEL_KEYS = ("decoder", "size", "reduction", "dropout", "prenet_dropout", "attention_window", "max_length_factor", "sizes")
 
 
 def model_config(
@@ -234,88 +235,98 @@ def model_config(
     n_languages: int,
     n_mels: int,
     optional_ids: tuple[int, ...] = (),
-) -> "ModelConfig":
+) -> ModelConfig:
     """The `model` section, with its size preset expanded, plus the vocabulary sizes that the
     features store knows."""
-    from model.config import ModelConfig
-
     raw = params.get("model", {})
-    unknown = sorted(set(raw) - set(MODEL_KEYS))
-    missing = sorted(set(MODEL_KEYS) - set(raw))
-    if unknown or missing:
-        raise ConfigError(f"params.yaml `model`: unknown {unknown or '-'}, missing {missing or '-'}")
+    check_keys(raw, PARAM_KEYS, "model")
     sizes = raw["sizes"]
     if raw["size"] not in sizes:
         raise ConfigError(f"params.yaml: model.size {raw['size']!r} is not one of {sorted(sizes)}")
-    preset = sizes[raw["size"]]
-    if sorted(preset) != sorted(SIZE_KEYS):
-        raise ConfigError(f"params.yaml: model.sizes.{raw['size']} needs exactly {', '.join(SIZE_KEYS)}")
+    check_keys(sizes[raw["size"]], SIZE_KEYS, f"model.sizes.{raw['size']}")
+    own = {k: raw[k] for k in PARAM_KEYS if k not in ("size", "sizes")}
     try:
         return ModelConfig(
-            decoder=raw["decoder"],
             n_symbols=n_symbols,
             n_speakers=n_speakers,
             n_languages=n_languages,
             n_mels=n_mels,
-            reduction=raw["reduction"],
-            dropout=raw["dropout"],
-            prenet_dropout=raw["prenet_dropout"],
-            attention_window=raw["attention_window"],
-            max_length_factor=raw["max_length_factor"],
             optional_ids=optional_ids,
-            **preset,
+            **own,
+            **sizes[raw["size"]],
         )
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"params.yaml `model`: {e}") from e
 
 
-def _train_values(params: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    """The named keys of params.yaml `train`; a missing one is a ConfigError naming it."""
-    t = params.get("train", {})
-    missing = [k for k in keys if k not in t]
-    if missing:
-        raise ConfigError(f"params.yaml: missing key(s) under `train`: {', '.join(missing)}")
-    return {k: t[k] for k in keys}
-
-
-def loss_settings(params: dict[str, Any], reduction: int) -> "LossSettings":
-    """How the loss terms are computed (params.yaml `train`)."""
-    from model.objective import LossSettings
-
-    keys = ("huber_delta", "mel_label_smoothing", "stop_label_smoothing", "stop_pos_weight", "attention_soften")
-    return LossSettings(**_train_values(params, keys), reduction=reduction)
-
-
-def loss_weights(params: dict[str, Any]) -> "LossWeights":
-    """The loss weights (params.yaml `train.*_loss_weight`)."""
-    from model.losses import LossWeights
-
-    terms = ("mel", "kl", "stop", "attention", "duration")
-    values = _train_values(params, [f"{k}_loss_weight" for k in terms])
-    return LossWeights(**{k: values[f"{k}_loss_weight"] for k in terms})
+LR_SCHEDULES = ("cosine_restarts", "noam")
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """The train stage's loop knobs (params.yaml `train`) that are not step mechanics."""
+class TrainConfig:
+    """The train stage (params.yaml `train`): optimizer and schedule, step mechanics, the loop,
+    and the loss terms' weights and settings. pipeline/training/ reads every field."""
 
+    lr: float
+    lr_schedule: str
+    warmup_steps: int
+    restart_period: int
+    restart_mult: float
+    min_lr: float
+    plateau_factor: float
+    plateau_patience: int
+    grad_clip: float
+    grad_accumulation: int
+    mixed_precision: bool
     batch_size: int
     num_workers: int
     val_every: int
+    early_stop_patience: int
+    early_stop_min_delta: float
+    convergence_window: int
     max_steps: int
+    max_nonfinite: int
     checkpoint_every: int
     seed: int
     device: str
+    mel_loss_weight: float
+    kl_loss_weight: float
+    stop_loss_weight: float
+    attention_loss_weight: float
+    duration_loss_weight: float
+    huber_delta: float | None
+    mel_label_smoothing: float
+    stop_label_smoothing: float
+    stop_pos_weight: float
+    attention_soften: float
+    kl_warmup_steps: int
+    adaptive_loss_weights: bool
+    adaptive_bound: float
+    adaptive_strength: float
+    loss_ema: float
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"params.yaml: train.lr_schedule {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}"
+            )
+
+    def loss_weights(self) -> LossWeights:
+        """The fixed weight of each loss term (`train.<term>_loss_weight`)."""
+        return LossWeights(**{t: getattr(self, f"{t}_loss_weight") for t in LOSS_TERMS})
+
+    def loss_settings(self, reduction: int) -> LossSettings:
+        """How the loss terms are computed; `reduction` is the model's frames per decoder step."""
+        return LossSettings(
+            huber_delta=self.huber_delta,
+            mel_label_smoothing=self.mel_label_smoothing,
+            stop_label_smoothing=self.stop_label_smoothing,
+            stop_pos_weight=self.stop_pos_weight,
+            attention_soften=self.attention_soften,
+            reduction=reduction,
+        )
 
 
-def train_configs(params: dict[str, Any]) -> tuple["TrainConfig", RunConfig]:
-    """params.yaml `train` split into the step mechanics and the loop knobs."""
-    from pipeline.trainer import TrainConfig
-
-    step = TrainConfig(**_train_values(params, [f.name for f in fields(TrainConfig)]))
-    run = _train_values(params, [f.name for f in fields(RunConfig)])
-    try:
-        step.schedule()  # refuse an unknown train.lr_schedule before any data is loaded
-    except ValueError as e:
-        raise ConfigError(f"params.yaml: {e}") from None
-    return step, RunConfig(**run)
+def train_config(params: dict[str, Any]) -> TrainConfig:
+    """The `train` section as a typed config; an unknown key is an error naming the nearest known one."""
+    return _build(TrainConfig, params.get("train", {}), "train")

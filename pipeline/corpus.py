@@ -6,6 +6,7 @@ target and renamed into place at the end, so a killed run never leaves half a co
 
     python -m pipeline.corpus [--params params.yaml] [--out DIR] [--workers N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,12 @@ from typing import Any
 import soundfile as sf
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path, worker_count, write_json, write_text
+from pipeline.common.atomic import atomic_path, write_json, write_text
+from pipeline.common.runtime import worker_count
+from pipeline.common.stage import run_stage
 from pipeline.config import ConfigError, DemoConfig, data_config, load_params
-from pipeline.festival import INSTALL_HINT, FestivalError, Timings, festival_path, synthesize_batch
-from pipeline.sentences import generate_sentences
+from pipeline.demo.festival import INSTALL_HINT, Timings, festival_path, synthesize_batch
+from pipeline.demo.sentences import generate_sentences
 
 DEMO_DIR = "data/corpus"  # the corpus stage's out in dvc.yaml
 
@@ -151,14 +154,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point of the corpus stage."""
     args = _parse_args(argv)
-    try:
-        data = data_config(load_params(args.params))
-        out = args.out
-        started = time.perf_counter()
-        summary = build_demo_corpus(data.demo, out, worker_count(args.workers))
-    except (ConfigError, FestivalError, ValueError) as e:
-        print(f"corpus: error: {e}", file=sys.stderr)
-        return 1
+    return run_stage("corpus", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    data = data_config(load_params(args.params))
+    out = args.out
+    started = time.perf_counter()
+    summary = build_demo_corpus(data.demo, out, worker_count(args.workers))
     print(
         f"corpus: {summary['utterances']} utterances, {summary['total_minutes']:.1f} min of speech "
         f"({summary['seconds_min']:.1f}-{summary['seconds_max']:.1f} s each), "

@@ -15,6 +15,7 @@ convergence figures:
 Writes reports/eval.json (DVC metrics), reports/eval_utterances.csv (per utterance),
 reports/samples/*.wav, reports/figures/eval/*.png and reports/summary.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,19 +31,22 @@ import torch
 from tqdm import tqdm
 
 from model.ar_decoder import expected_tokens
-from model.objective import LossSettings, teacher_forced_metrics
+from model.config import LossSettings
+from model.objective import teacher_forced_metrics
 from model.vocoder import Vocoder, load_vocoder
-from pipeline.atomic import write_json, write_text, write_wav
-from pipeline.config import ConfigError, EvalConfig, eval_config, load_params, loss_settings
-from pipeline.dataset import FeatureDataset, collate
-from pipeline.durations import resolve_device
-from pipeline.feature_store import FeatureStore
-from pipeline.figures import attention_figure, mel_comparison_figure
-from pipeline.history import convergence
-from pipeline.mcd import mcd_dtw, mel_cepstrum, trim_silence
-from pipeline.split import VAL
-from pipeline.synthesizer import CheckpointError, Synthesizer
-from pipeline.wer import Recognizer, word_error_rate
+from pipeline.common.atomic import write_json, write_text, write_wav
+from pipeline.common.figures import attention_figure, mel_comparison_figure
+from pipeline.common.runtime import resolve_device
+from pipeline.common.stage import run_stage
+from pipeline.config import EvalConfig, eval_config, load_params, train_config
+from pipeline.evaluation.history import convergence
+from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
+from pipeline.evaluation.synthesizer import Synthesizer
+from pipeline.evaluation.wer import Recognizer, word_error_rate
+from pipeline.features.split import VAL
+from pipeline.features.store import FeatureStore
+from pipeline.training.checkpoint import CheckpointError
+from pipeline.training.dataset import FeatureDataset, collate
 
 
 def stop_outcome(fired: bool | None, predicted: int, target: int, tolerance: float) -> str | None:
@@ -62,12 +66,13 @@ def stop_outcome(fired: bool | None, predicted: int, target: int, tolerance: flo
 
 def _truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:
     """The recording, read as precompute read it (resampled, trimmed, peak-normalized)."""
-    from pipeline.precompute import load_waveform
+    from pipeline.data.audio import load_waveform
 
     if utt_id not in manifest.index:
         raise ValueError(f"{utt_id}: in features.zarr but not in the manifest; rerun dvc repro precompute")
-    wave, _ = load_waveform(str(manifest.loc[utt_id, "audio"]), features["sample_rate"], features["trim_top_db"],
-                            features["peak_norm"])
+    wave, _ = load_waveform(
+        str(manifest.loc[utt_id, "audio"]), features["sample_rate"], features["trim_top_db"], features["peak_norm"]
+    )
     return wave.numpy()
 
 
@@ -112,7 +117,9 @@ def evaluate(
     synth = Synthesizer.from_file(cfg.checkpoint, device)
     store = FeatureStore(store_path)
     if list(store.attrs["symbols"]) != synth.symbols:
-        raise CheckpointError(f"{cfg.checkpoint}: trained on another symbol table than {store_path}; retrain (dvc repro train)")
+        raise CheckpointError(
+            f"{cfg.checkpoint}: trained on another symbol table than {store_path}; retrain (dvc repro train)"
+        )
     dataset = FeatureDataset(store_path, [VAL])
     indices = dataset.indices[: cfg.utterances] if cfg.utterances > 0 else dataset.indices
     if len(indices) == 0:
@@ -124,8 +131,14 @@ def evaluate(
     sr = vocoder.sample_rate
     recognizer = Recognizer() if cfg.recognizer == "pocketsphinx" else None
 
-    tf, attention = _teacher_forced(synth, dataset, len(indices), loss_settings(settings_params, synth.config.reduction),
-                                    cfg.batch_size, cfg.figures)
+    tf, attention = _teacher_forced(
+        synth,
+        dataset,
+        len(indices),
+        train_config(settings_params).loss_settings(synth.config.reduction),
+        cfg.batch_size,
+        cfg.figures,
+    )
 
     rows: list[dict[str, Any]] = []
     waves: dict[int, dict[str, np.ndarray]] = {}
@@ -140,9 +153,16 @@ def evaluate(
         # Scored shortest first: pocketsphinx adapts its cepstral mean from one utterance to the
         # next, so the order it hears them in is part of the WER.
         members = sorted(members, key=lambda i: len(store.tokens(i)))
-        utts = synth.synthesize_tokens([store.tokens(i).astype(int).tolist() for i in members],
-                                       [texts[i] for i in members], vocoder, synth.languages[lang], spk, None,
-                                       cfg.length_scale, cfg.batch_size)
+        utts = synth.synthesize_tokens(
+            [store.tokens(i).astype(int).tolist() for i in members],
+            [texts[i] for i in members],
+            vocoder,
+            synth.languages[lang],
+            spk,
+            None,
+            cfg.length_scale,
+            cfg.batch_size,
+        )
         for i, utt in zip(members, utts):
             mel, fired, durations, wave = utt.mel, utt.stop_fired, utt.durations, utt.wave
             assert wave is not None
@@ -159,8 +179,12 @@ def evaluate(
                 "length_ratio": len(mel) / max(len(true_mel), 1),
                 "stop": stop_outcome(fired, len(mel), len(true_mel), cfg.stop_tolerance),
                 "duration_mae_frames": float(np.abs(durations - true_durations).mean()),
-                "mcd_model": mcd_dtw(ref, mel_cepstrum(trim_silence(wave), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)),
-                "mcd_vocoder": mcd_dtw(ref, mel_cepstrum(trim_silence(vocoded_truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)),
+                "mcd_model": mcd_dtw(
+                    ref, mel_cepstrum(trim_silence(wave), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
+                ),
+                "mcd_vocoder": mcd_dtw(
+                    ref, mel_cepstrum(trim_silence(vocoded_truth), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
+                ),
             }
             if recognizer is not None:
                 row["heard_synthesized"] = recognizer.transcribe(wave, sr)
@@ -261,7 +285,10 @@ def _write_people_outputs(
             att, expected = attention[i]
             symbols = [synth.symbols[t] for t in store.tokens(i)]
             attention_figure(
-                figures / f"{ids[i]}_attention.png", att, expected, symbols,
+                figures / f"{ids[i]}_attention.png",
+                att,
+                expected,
+                symbols,
                 f"{ids[i]}: teacher-forced cross-attention, duration path (cyan)",
             )
 
@@ -280,7 +307,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def summary_markdown(
-    metrics: dict[str, Any], rows: list[dict[str, Any]], held_back: list[tuple[str, np.ndarray, str | None]], cfg: EvalConfig
+    metrics: dict[str, Any],
+    rows: list[dict[str, Any]],
+    held_back: list[tuple[str, np.ndarray, str | None]],
+    cfg: EvalConfig,
 ) -> str:
     """reports/summary.md: what a person reads first."""
     m = metrics
@@ -301,15 +331,21 @@ def summary_markdown(
         f"| duration error | {_fmt(m['duration_mae_frames'], 2)} frames | predicted vs aligner durations, per token |",
     ]
     if "alignment_error" in m:
-        lines.append(f"| attention alignment error | {_fmt(m['alignment_error'])} tokens | teacher-forced attention vs durations |")
+        lines.append(
+            f"| attention alignment error | {_fmt(m['alignment_error'])} tokens | teacher-forced attention vs durations |"
+        )
     if "stop" in m:
         s = m["stop"]
-        lines.append(f"| stop token | {s['on_time']} on time, {s['early']} early, {s['late']} late, {s['never']} never | "
-                     f"±{cfg.stop_tolerance:.0%} of the recorded length |")
+        lines.append(
+            f"| stop token | {s['on_time']} on time, {s['early']} early, {s['late']} late, {s['never']} never | "
+            f"±{cfg.stop_tolerance:.0%} of the recorded length |"
+        )
     if "wer" in m:
         w = m["wer"]
         lines.append(f"| WER synthesized | {_fmt(w['synthesized'])} | pocketsphinx on the synthesized audio |")
-        lines.append(f"| WER vocoded truth | {_fmt(w['vocoded_truth'])} | ... on {cfg.vocoder} of the recording's mel |")
+        lines.append(
+            f"| WER vocoded truth | {_fmt(w['vocoded_truth'])} | ... on {cfg.vocoder} of the recording's mel |"
+        )
         lines.append(f"| WER truth | {_fmt(w['truth'])} | ... on the recordings (the recognizer's own floor) |")
         if "held_back" in w:
             lines.append(f"| WER held-back sentences | {_fmt(w['held_back'])} | sentences from no corpus |")
@@ -334,20 +370,23 @@ def summary_markdown(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of the evaluate stage."""
-    ap = argparse.ArgumentParser(prog="hamgara evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hamgara evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     ap.add_argument("--features", default="data/features.zarr", help="features store written by precompute")
     ap.add_argument("--manifest", default="data/manifest.parquet", help="manifest written by validate (audio paths)")
     ap.add_argument("--live", default="dvclive", help="the training's dvclive folder (history)")
     ap.add_argument("--reports", default="reports", help="where eval.json, samples/, figures/eval/ and summary.md go")
     args = ap.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        metrics = evaluate(Path(args.features), Path(args.manifest), Path(args.live), eval_config(params), params,
-                           Path(args.reports))
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_stage("evaluate", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    metrics = evaluate(
+        Path(args.features), Path(args.manifest), Path(args.live), eval_config(params), params, Path(args.reports)
+    )
     wer = metrics.get("wer", {})
     print(
         f"evaluate: {metrics['utterances']} utterances; MCD {metrics['mcd']['model']:.2f} dB "

@@ -3,6 +3,7 @@
 The vocabulary (symbols, speakers, languages, mel channels) comes from data/features.zarr
 when it exists, since it decides the embedding sizes; otherwise from --symbols and defaults.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,31 +11,36 @@ import sys
 from pathlib import Path
 
 from model.tts import HamgaraTTS, parameter_counts
-from pipeline.config import ConfigError, load_params, model_config
+from pipeline.common.stage import run_stage
+from pipeline.config import load_params, model_config
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print a table of parameter counts; the configured model is marked with '*'."""
-    ap = argparse.ArgumentParser(prog="hamgara model-info", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hamgara model-info", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     ap.add_argument("--features", default="data/features.zarr", help="features store giving the vocabulary")
     ap.add_argument("--symbols", type=int, default=80, help="symbol count when there is no features store")
     args = ap.parse_args(argv)
-    try:
-        params = load_params(args.params)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_stage("model-info", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
     n_symbols, n_speakers, n_languages, n_mels = args.symbols, 1, 1, params["features"]["n_mels"]
     source = f"--symbols {args.symbols} (no {args.features})"
     if (Path(args.features) / "zarr.json").is_file():
-        from pipeline.feature_store import FeatureStore
+        from pipeline.features.store import FeatureStore
 
         attrs = FeatureStore(args.features).attrs
         n_symbols, n_speakers = len(attrs["symbols"]), len(attrs["speakers"])
         n_languages, n_mels = len(attrs["languages"]), attrs["mel"]["n_mels"]
         source = args.features
-    print(f"vocabulary: {n_symbols} symbols, {n_speakers} speaker(s), {n_languages} language(s), {n_mels} mels [{source}]")
+    print(
+        f"vocabulary: {n_symbols} symbols, {n_speakers} speaker(s), {n_languages} language(s), {n_mels} mels [{source}]"
+    )
     configured = (params["model"]["size"], params["model"]["decoder"])
     header = f"{'':2}{'size':6} {'decoder':15} {'encoder':>11} {'reference':>10} {'duration':>9} {'decoder':>11} {'postnet':>10} {'total':>11}"
     print(header)

@@ -7,10 +7,10 @@ picks up at its last finished batch. Memory holds one batch, not the corpus. The
 aligner (model/aligner.py) is trained on the corpus, or loaded from its cache, and gives
 every token a duration and every utterance an alignment score; outliers are flagged.
 """
+
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import hashlib
 import json
@@ -29,14 +29,16 @@ from tqdm import tqdm
 
 from model.mel import LogMel, MelSettings
 from model.text import FrontendError, build_symbol_table, encode, to_characters, to_phonemes
-from pipeline.atomic import atomic_path, worker_count, write_json
-from pipeline.audio_facts import read_audio
-from pipeline.boundaries import corpus_accuracy
-from pipeline.config import AlignConfig, ConfigError, FeaturesConfig, align_config, features_config, load_params
-from pipeline.durations import Alignment, Corpus, align_corpus
-from pipeline.feature_store import FORMAT_VERSION, FeatureWriter
-from pipeline.figures import alignment_figure
-from pipeline.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_of
+from pipeline.common.atomic import atomic_path, write_json
+from pipeline.common.figures import alignment_figure
+from pipeline.common.runtime import limit_heap_fragmentation, worker_count
+from pipeline.common.stage import run_stage
+from pipeline.config import AlignConfig, FeaturesConfig, align_config, features_config, load_params
+from pipeline.data.audio import load_waveform
+from pipeline.features.aligner_training import Alignment, Corpus, align_corpus
+from pipeline.features.boundaries import corpus_accuracy
+from pipeline.features.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_of
+from pipeline.features.store import FORMAT_VERSION, FeatureWriter
 
 BATCH = 32  # utterances appended at a time: the resume point
 WINDOW = 16 * BATCH  # utterances in flight at most
@@ -48,24 +50,6 @@ def mel_settings(cfg: FeaturesConfig) -> MelSettings:
     """The mel settings part of the features config."""
     names = {f.name for f in dataclasses.fields(MelSettings)}
     return MelSettings(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
-
-
-def load_waveform(path: str, target_sr: int, trim_top_db: float, peak: float) -> tuple[torch.Tensor, float]:
-    """Read audio -> mono float32 at target_sr, silence-trimmed, peak-normalized.
-
-    Returns the waveform and the seconds trimmed from its start (to map timings back).
-    """
-    data, sr = read_audio(path)
-    wave = torch.from_numpy(data.mean(axis=1))
-    if sr != target_sr:
-        wave = torchaudio.functional.resample(wave, sr, target_sr)
-    y = wave.numpy()
-    _, (start, end) = librosa.effects.trim(y, top_db=trim_top_db, frame_length=1024, hop_length=256)
-    y = y[start:end]
-    m = float(np.abs(y).max()) if len(y) else 0.0
-    if m > 0:
-        y = y * (peak / m)
-    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), start / target_sr
 
 
 def _init_worker(settings: MelSettings) -> None:
@@ -109,7 +93,12 @@ def fingerprint(cfg: FeaturesConfig, manifest_path: Path) -> str:
 
 
 def _extract_features(
-    writer: FeatureWriter, manifest: pd.DataFrame, tokens: list[list[int]], splits: np.ndarray, cfg: FeaturesConfig, progress: bool
+    writer: FeatureWriter,
+    manifest: pd.DataFrame,
+    tokens: list[list[int]],
+    splits: np.ndarray,
+    cfg: FeaturesConfig,
+    progress: bool,
 ) -> int:
     """Mels for every manifest row not yet in the store, in parallel. Returns how many were
     already there (resumed).
@@ -130,7 +119,13 @@ def _extract_features(
             pending: list[dict[str, Any]] = []
             for i, (utt_id, mel, trim_start) in zip(rows, pool.imap(_audio_job, jobs, chunksize=4)):
                 pending.append(
-                    {"id": utt_id, "mel": mel, "tokens": tokens[i], "trim_start": trim_start, "is_train": splits[i] == TRAIN}
+                    {
+                        "id": utt_id,
+                        "mel": mel,
+                        "tokens": tokens[i],
+                        "trim_start": trim_start,
+                        "is_train": splits[i] == TRAIN,
+                    }
                 )
                 if len(pending) == BATCH:
                     writer.append(pending)
@@ -223,7 +218,11 @@ def precompute(
             "mel_mean": mean.tolist(),
             "mel_std": std.tolist(),
             "train_frames": int(train_frames),
-            "versions": {"torch": torch.__version__, "torchaudio": torchaudio.__version__, "librosa": librosa.__version__},
+            "versions": {
+                "torch": torch.__version__,
+                "torchaudio": torchaudio.__version__,
+                "librosa": librosa.__version__,
+            },
         },
     )
     seconds = time.perf_counter() - t0
@@ -257,7 +256,7 @@ def precompute(
     }
 
 
-def _figures(folder: Path, aligned: "Alignment", ids: list[str], symbols: list[list[str]], count: int) -> None:
+def _figures(folder: Path, aligned: Alignment, ids: list[str], symbols: list[list[str]], count: int) -> None:
     for i, soft in sorted(aligned.soft.items())[:count]:
         alignment_figure(
             folder / f"{ids[i]}.png",
@@ -268,30 +267,19 @@ def _figures(folder: Path, aligned: "Alignment", ids: list[str], symbols: list[l
         )
 
 
-def limit_heap_fragmentation(threshold: int = 65536) -> bool:
-    """Serve allocations of `threshold` bytes or more from mmap, so they go back to the OS when
-    freed (glibc's mallopt M_MMAP_THRESHOLD; a no-op elsewhere). Returns whether it applied.
-
-    The aligner allocates batches of ever-different shapes; on glibc's heap that fragments,
-    and peak memory grew with corpus size (measured: 1.30 GiB on the demo, 1.78 GiB on the
-    demo x10). With this setting it stays flat (1.19 GiB on the demo x10).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_mmap_threshold = -3
-    return bool(libc.mallopt(m_mmap_threshold, threshold))
-
-
 def write_flagged(store: Path, path: Path) -> None:
     """The aligner's flagged utterances, worst first, with score and transcript, for a person to check."""
-    from pipeline.feature_store import FeatureStore
+    from pipeline.features.store import FeatureStore
 
     fs = FeatureStore(store)
     scores, flagged, split = fs.array("align_score"), fs.array("align_flagged"), fs.array("split")
     rows = [
-        {"id": fs.ids[i], "score": round(float(scores[i]), 4), "split": SPLIT_NAMES[split[i]], "text": fs.attrs["texts"][i]}
+        {
+            "id": fs.ids[i],
+            "score": round(float(scores[i]), 4),
+            "split": SPLIT_NAMES[split[i]],
+            "text": fs.attrs["texts"][i],
+        }
         for i in np.flatnonzero(flagged)
     ]
     rows.sort(key=lambda r: -r["score"])
@@ -301,7 +289,9 @@ def write_flagged(store: Path, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of the precompute stage."""
-    ap = argparse.ArgumentParser(prog="hamgara precompute", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hamgara precompute", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     ap.add_argument("--manifest", default="data/manifest.parquet", help="manifest written by validate")
     ap.add_argument("--out", default="data/features.zarr", help="features store to write")
@@ -309,23 +299,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--figures", default="reports/figures/alignment", help="folder for alignment figures")
     ap.add_argument("--flagged", default="reports/align_flagged.csv", help="list of utterances the aligner flagged")
     args = ap.parse_args(argv)
+    return run_stage("precompute", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     limit_heap_fragmentation()
-    try:
-        params = load_params(args.params)
-        report = precompute(
-            Path(args.manifest), Path(args.out), features_config(params), align_config(params), Path(args.figures)
-        )
-    except (ConfigError, FrontendError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    params = load_params(args.params)
+    report = precompute(
+        Path(args.manifest), Path(args.out), features_config(params), align_config(params), Path(args.figures)
+    )
     write_json(args.report, report)
     write_flagged(Path(args.out), Path(args.flagged))
     a = report["align"]
     print(
         f"aligner: {'trained' if a['trained'] else 'cached'}, {a['flagged']} utterance(s) flagged "
         f"(score > {a['score_threshold']}; list: {args.flagged})"
-        + (f", word boundaries vs reference: median {a['word_boundary_median_ms']} ms, "
-           f"{a['word_boundary_within_50ms']:.1%} within 50 ms" if "word_boundary_median_ms" in a else "")
+        + (
+            f", word boundaries vs reference: median {a['word_boundary_median_ms']} ms, "
+            f"{a['word_boundary_within_50ms']:.1%} within 50 ms"
+            if "word_boundary_median_ms" in a
+            else ""
+        )
     )
     print(
         f"precompute: {report['utterances']} utterances ({report['train']} train, {report['val']} val), "

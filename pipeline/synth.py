@@ -9,13 +9,15 @@ statistics). Griffin-Lim is the default vocoder; `--vocoder FILE` uses an export
 vocoder instead (torch.export .pt2 or TorchScript; see model/vocoder.py). Prints the real-time factor: seconds of computing per
 second of audio.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from pipeline.atomic import write_wav
+from pipeline.common.atomic import write_wav
+from pipeline.common.stage import run_stage
 
 
 def _lines(args: argparse.Namespace) -> list[str]:
@@ -45,39 +47,50 @@ def _outputs(out: Path, count: int) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of `hamgara synth`."""
-    ap = argparse.ArgumentParser(prog="hamgara synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hamgara synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("text", nargs="?", help="the text to say; - reads lines from standard input")
     ap.add_argument("--file", help="a UTF-8 file, one line per utterance (batch mode)")
-    ap.add_argument("-o", "--out", default="synth.wav", help="output .wav (one line) or folder (several); default synth.wav")
+    ap.add_argument(
+        "-o", "--out", default="synth.wav", help="output .wav (one line) or folder (several); default synth.wav"
+    )
     ap.add_argument("--checkpoint", default="models/best.pt", help="model checkpoint (default models/best.pt)")
-    ap.add_argument("--language", help="language (an espeak-ng voice the model was trained on); default: the model's only one")
+    ap.add_argument(
+        "--language", help="language (an espeak-ng voice the model was trained on); default: the model's only one"
+    )
     ap.add_argument("--speaker", help="speaker name from training; default: the first")
     ap.add_argument("--reference", help="a reference wav whose style (the style latent) the speech takes on")
-    ap.add_argument("--length-scale", type=float, default=1.0, help="stretch predicted durations (>1 slower); default 1.0")
-    ap.add_argument("--vocoder", default="griffin_lim", help="griffin_lim (default) or an exported neural vocoder file (.pt2 or TorchScript)")
+    ap.add_argument(
+        "--length-scale", type=float, default=1.0, help="stretch predicted durations (>1 slower); default 1.0"
+    )
+    ap.add_argument(
+        "--vocoder",
+        default="griffin_lim",
+        help="griffin_lim (default) or an exported neural vocoder file (.pt2 or TorchScript)",
+    )
     ap.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations (default 60)")
     ap.add_argument("--batch-size", type=int, default=8, help="lines synthesized together (default 8)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     args = ap.parse_args(argv)
     if args.length_scale <= 0:
         ap.error("--length-scale must be positive")
+    return run_stage("synth", lambda: _run(args))
 
-    from model.text import FrontendError
-    from model.vocoder import load_vocoder
-    from pipeline.durations import resolve_device
-    from pipeline.synthesizer import CheckpointError, Synthesizer
 
-    try:
-        texts = _lines(args)
-        outputs = _outputs(Path(args.out), len(texts))
-        device = resolve_device(args.device)
-        synth = Synthesizer.from_file(args.checkpoint, device)
-        vocoder = load_vocoder(args.vocoder, synth.mel_settings, args.griffin_lim_iters, device)
-        utts = synth.synthesize(texts, vocoder, args.language, args.speaker, args.reference, args.length_scale,
-                                args.batch_size)
-    except (FrontendError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    from model.vocoder import load_vocoder  # torch is loaded only once the arguments are good
+    from pipeline.common.runtime import resolve_device
+    from pipeline.evaluation.synthesizer import Synthesizer
+
+    texts = _lines(args)
+    outputs = _outputs(Path(args.out), len(texts))
+    device = resolve_device(args.device)
+    synth = Synthesizer.from_file(args.checkpoint, device)
+    vocoder = load_vocoder(args.vocoder, synth.mel_settings, args.griffin_lim_iters, device)
+    utts = synth.synthesize(
+        texts, vocoder, args.language, args.speaker, args.reference, args.length_scale, args.batch_size
+    )
     audio = compute = 0.0
     for utt, path in zip(utts, outputs):
         assert utt.wave is not None

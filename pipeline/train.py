@@ -1,7 +1,7 @@
 """The `train` stage: features.zarr + params `model`, `train` -> models/, dvclive/.
 
-Trains the acoustic model with the documented recipe (pipeline/trainer.py, driven by
-pipeline/fit.py), logging every loss term raw and weighted, the adaptive weights, LR,
+Trains the acoustic model with the documented recipe (pipeline/training/step.py, driven by
+pipeline/training/loop.py), logging every loss term raw and weighted, the adaptive weights, LR,
 gradient norm, frames/s and padding share to dvclive, validating every train.val_every
 steps. Stop it any time (Ctrl-C, SIGTERM): models/last.pt is saved and the next run resumes
 exactly, as long as the model, data and training params are unchanged.
@@ -9,6 +9,7 @@ exactly, as long as the model, data and training params are unchanged.
 Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m pipeline.train
 (train.batch_size is per process).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,31 +17,27 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, load_params
-from pipeline.trainer import TrainingAborted
+from pipeline.common.stage import run_stage
+from pipeline.config import load_params
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of the train stage."""
-    ap = argparse.ArgumentParser(prog="hamgara train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hamgara train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     ap.add_argument("--features", default="data/features.zarr", help="features store written by precompute")
     ap.add_argument("--models", default="models", help="checkpoint folder (last.pt, best.pt)")
     ap.add_argument("--live", default="dvclive", help="dvclive folder (metrics.json, plots)")
     args = ap.parse_args(argv)
-    from pipeline.fit import fit  # torch is loaded only when training is really asked for
+    return run_stage("train", lambda: _run(args))
 
-    try:
-        summary = fit(Path(args.features), load_params(args.params), Path(args.models), Path(args.live))
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except TrainingAborted as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except KeyboardInterrupt as e:
-        print(str(e) or "train: interrupted", file=sys.stderr)
-        return 130
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.training.loop import fit  # torch is loaded only when training is really asked for
+
+    summary = fit(Path(args.features), load_params(args.params), Path(args.models), Path(args.live))
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return 0
     ranks = f", {summary['ranks']} ranks in sync" if summary["ranks"] > 1 else ""

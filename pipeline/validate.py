@@ -5,6 +5,7 @@ with their audio facts), reports/validation.json (counts by reason, DVC metrics)
 reports/rejected.csv (every rejected row and why) and reports/warnings.csv (rows accepted
 with a fix-up, e.g. stereo or a foreign sample rate that precompute resamples).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from model.text import normalize_text, unsupported_chars
-from pipeline.atomic import atomic_path, worker_count, write_json
-from pipeline.audio_facts import audio_facts
-from pipeline.config import ConfigError, DataConfig, ValidateConfig, data_config, features_config, load_params
-from pipeline.metadata import MetadataError, read_metadata
-from pipeline.schema import failed_checks
+from pipeline.common.atomic import atomic_path, write_json
+from pipeline.common.runtime import worker_count
+from pipeline.common.stage import EXIT_VERDICT, run_stage
+from pipeline.config import DataConfig, ValidateConfig, data_config, features_config, load_params
+from pipeline.data.audio import audio_facts
+from pipeline.data.metadata import read_metadata
+from pipeline.data.schema import failed_checks
 
 MIN_SPEECH_SECONDS = 0.05  # below this a speaking rate is meaningless
 
@@ -98,9 +101,7 @@ def validate_corpus(corpus: Path, cfg: DataConfig, target_sample_rate: int, work
     df = read_metadata(corpus, cfg)
     jobs = [(p, vcfg) for p in df["audio"]]
     with Pool(worker_count(workers)) as pool:
-        facts = list(
-            tqdm(pool.imap(_facts_job, jobs, chunksize=8), total=len(jobs), desc="validate", unit="file")
-        )
+        facts = list(tqdm(pool.imap(_facts_job, jobs, chunksize=8), total=len(jobs), desc="validate", unit="file"))
     df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
     df["normalized"] = df["normalized_text"].map(normalize_text)
     df["unsupported"] = [unsupported_chars(t, lang) for t, lang in zip(df["normalized"], df["language"])]
@@ -152,8 +153,22 @@ def validate_corpus(corpus: Path, cfg: DataConfig, target_sample_rate: int, work
         "seconds": round(time.perf_counter() - t0, 2),
     }
     manifest_cols = [
-        "id", "line", "text", "normalized", "speaker", "language", "audio", "channels", "sample_rate",
-        "duration", "peak", "clip_share", "lead_silence", "trail_silence", "chars_per_second", "rate_ratio",
+        "id",
+        "line",
+        "text",
+        "normalized",
+        "speaker",
+        "language",
+        "audio",
+        "channels",
+        "sample_rate",
+        "duration",
+        "peak",
+        "clip_share",
+        "lead_silence",
+        "trail_silence",
+        "chars_per_second",
+        "rate_ratio",
     ]
     manifest = accepted[manifest_cols].reset_index(drop=True)
     manifest["channels"] = manifest["channels"].astype(int)
@@ -165,13 +180,24 @@ def _warnings(accepted: pd.DataFrame, target_sr: int, vcfg: ValidateConfig) -> p
     rows = []
     for _, r in accepted.iterrows():
         if r["channels"] > 1:
-            rows.append((r["id"], r["line"], "multichannel", f"{int(r['channels'])} channels; downmixed to mono in precompute"))
+            rows.append(
+                (r["id"], r["line"], "multichannel", f"{int(r['channels'])} channels; downmixed to mono in precompute")
+            )
         if r["sample_rate"] != target_sr:
-            rows.append((r["id"], r["line"], "resampled", f"{int(r['sample_rate'])} Hz; resampled to {target_sr} Hz in precompute"))
+            rows.append(
+                (
+                    r["id"],
+                    r["line"],
+                    "resampled",
+                    f"{int(r['sample_rate'])} Hz; resampled to {target_sr} Hz in precompute",
+                )
+            )
         if r["duplicate_text_of"] and not vcfg.reject_duplicate_text:
             rows.append((r["id"], r["line"], "duplicate_text", f"same transcript as {r['duplicate_text_of']}"))
         if r["clip_share"] > 0:
-            rows.append((r["id"], r["line"], "some_clipping", f"{r['clip_share']:.3%} of samples clipped (under the limit)"))
+            rows.append(
+                (r["id"], r["line"], "some_clipping", f"{r['clip_share']:.3%} of samples clipped (under the limit)")
+            )
     return pd.DataFrame(rows, columns=["id", "line", "kind", "detail"])
 
 
@@ -205,27 +231,29 @@ def _summary(result: ValidationResult, reports: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of the validate stage."""
-    ap = argparse.ArgumentParser(prog="hamgara validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="hamgara validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     ap.add_argument("--corpus", help="corpus folder (default: params data.corpus)")
     ap.add_argument("--manifest", default="data/manifest.parquet", help="output manifest")
     ap.add_argument("--reports", default="reports", help="folder for the reports")
     args = ap.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        cfg = data_config(params)
-        fcfg = features_config(params)
-        corpus = Path(args.corpus or cfg.corpus)
-        result = validate_corpus(corpus, cfg, fcfg.sample_rate, fcfg.workers)
-    except (ConfigError, MetadataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_stage("validate", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    cfg = data_config(params)
+    fcfg = features_config(params)
+    corpus = Path(args.corpus or cfg.corpus)
+    result = validate_corpus(corpus, cfg, fcfg.sample_rate, fcfg.workers)
     reports = Path(args.reports)
     write_outputs(result, Path(args.manifest), reports)
     print(_summary(result, reports))
     if result.report["accepted"] == 0:
-        print(f"error: no usable rows in {corpus}; see {reports / 'rejected.csv'}", file=sys.stderr)
-        return 1
+        print(f"validate: error: no usable rows in {corpus}; see {reports / 'rejected.csv'}", file=sys.stderr)
+        return EXIT_VERDICT
     return 0
 
 

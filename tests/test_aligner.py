@@ -1,11 +1,12 @@
 """The aligner's parts: the prior, the forward-sum objective, training, durations."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from model.aligner import Aligner, beta_binomial_log_prior, forward_sum_loss
-from pipeline.durations import flag_outliers
+from pipeline.features.aligner_training import flag_outliers
 
 
 def test_prior_rows_are_distributions_peaking_near_the_diagonal() -> None:

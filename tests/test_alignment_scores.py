@@ -1,5 +1,6 @@
 """The aligner inside precompute: durations that add up, and transcripts that do not match
 their audio flagged by the alignment score even when their length looks plausible."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import DemoConfig, align_config, data_config, features_config, load_params
+from helpers import committed_params
+from pipeline.config import DemoConfig, align_config, data_config, features_config
 from pipeline.corpus import build_demo_corpus
-from pipeline.feature_store import FeatureStore
+from pipeline.demo.sentences import generate_sentences
+from pipeline.features.split import DROPPED
+from pipeline.features.store import FeatureStore
 from pipeline.precompute import precompute
-from pipeline.sentences import generate_sentences
-from pipeline.split import DROPPED
 from pipeline.validate import validate_corpus, write_outputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +32,7 @@ def _letters(text: str) -> int:
 def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
     """A festival-spoken corpus where one transcript is replaced by an unrelated sentence of
     about the same length, validated and precomputed with a short aligner run."""
-    params = load_params(REPO / "params.yaml")
+    params = committed_params()
     root = tmp_path_factory.mktemp("spoken")
     corpus = root / "corpus"
     build_demo_corpus(SPOKEN, corpus, workers=2)

@@ -1,9 +1,10 @@
 """Convergence monitors: EMA, slope and plateau, LR reduction on plateau, early stopping."""
+
 from __future__ import annotations
 
 import pytest
 
-from pipeline.convergence import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
+from pipeline.training.monitors import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
 
 
 def test_ema_starts_at_the_first_value_and_moves_by_alpha() -> None:
@@ -22,7 +23,7 @@ def test_slope_of_a_falling_line_is_its_gradient_and_no_plateau() -> None:
 
 def test_a_flat_loss_is_a_plateau_once_the_window_is_full() -> None:
     t = ConvergenceTracker(window=20, min_delta=1e-3)
-    for i in range(19):
+    for _ in range(19):
         t.update(1.0)
     assert not t.plateau  # window not full yet
     t.update(1.0)

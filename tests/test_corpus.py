@@ -1,4 +1,5 @@
 """The corpus stage on a tiny demo corpus, synthesized by the real festival."""
+
 from __future__ import annotations
 
 import json
@@ -8,16 +9,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from pipeline import festival
 from pipeline.config import DemoConfig
 from pipeline.corpus import build_demo_corpus
-from pipeline.festival import FestivalError, scheme_string, synthesize_batch
+from pipeline.demo import festival
+from pipeline.demo.festival import FestivalError, scheme_string, synthesize_batch
 
 VOICE = "cmu_us_slt_arctic_hts"
-TINY = DemoConfig(
-    voice=VOICE, utterances=4, min_words=5, max_words=8, seed=11, sample_rate=16000, batch_size=2
-)
-
+TINY = DemoConfig(voice=VOICE, utterances=4, min_words=5, max_words=8, seed=11, sample_rate=16000, batch_size=2)
 
 
 @pytest.fixture(scope="module")

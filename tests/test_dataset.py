@@ -1,13 +1,13 @@
 """Training data: items read from features.zarr, padded batches, length buckets, sharding."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.dataset import BucketBatchSampler, FeatureDataset, collate
-from pipeline.feature_store import FeatureStore
-
+from pipeline.features.store import FeatureStore
+from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, collate
 
 
 def test_batches_group_similar_lengths_and_cover_every_utterance_once() -> None:
@@ -39,10 +39,22 @@ def test_ranks_get_disjoint_equal_shares_of_the_batches() -> None:
 
 def test_collate_pads_and_reports_the_padding_share() -> None:
     items = [
-        {"index": 0, "tokens": torch.tensor([3, 4]), "durations": torch.tensor([2, 2]), "mel": torch.ones(4, 3),
-         "speaker": 0, "language": 0},
-        {"index": 1, "tokens": torch.tensor([5, 6, 7]), "durations": torch.tensor([2, 3, 3]), "mel": torch.ones(8, 3),
-         "speaker": 1, "language": 0},
+        {
+            "index": 0,
+            "tokens": torch.tensor([3, 4]),
+            "durations": torch.tensor([2, 2]),
+            "mel": torch.ones(4, 3),
+            "speaker": 0,
+            "language": 0,
+        },
+        {
+            "index": 1,
+            "tokens": torch.tensor([5, 6, 7]),
+            "durations": torch.tensor([2, 3, 3]),
+            "mel": torch.ones(8, 3),
+            "speaker": 1,
+            "language": 0,
+        },
     ]
     batch, padding = collate(items)
     assert batch.mels.shape == (2, 8, 3) and batch.tokens.shape == (2, 3)

@@ -1,4 +1,5 @@
 """Data-parallel training: the train stage under `torchrun` on CPU (gloo) keeps ranks in sync."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, tiny_params
-from pipeline.dataset import BucketBatchSampler
+from helpers import REPO, tiny_params
+from pipeline.training.dataset import BucketBatchSampler
 
 
 def test_ranks_get_disjoint_shards_of_equal_length() -> None:
@@ -31,9 +32,22 @@ def test_torchrun_with_two_cpu_processes_trains_in_sync(tiny_store, tmp_path, pa
     p["model"]["decoder"] = decoder
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p), encoding="utf-8")
     torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "pipeline.train",
-           "--params", str(tmp_path / "params.yaml"), "--features", str(tiny_store),
-           "--models", str(tmp_path / "models"), "--live", str(tmp_path / "live")]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "pipeline.train",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--features",
+        str(tiny_store),
+        "--models",
+        str(tmp_path / "models"),
+        "--live",
+        str(tmp_path / "live"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

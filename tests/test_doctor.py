@@ -1,14 +1,32 @@
 """`hamgara doctor` flags planted problems in the reports and the run history, with a fix."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from pipeline.doctor import OK, PROBLEM, WARNING, check_alignment, check_checkpoint, check_run, check_store, check_validation
+from pipeline.doctor import (
+    OK,
+    PROBLEM,
+    WARNING,
+    check_alignment,
+    check_checkpoint,
+    check_run,
+    check_store,
+    check_validation,
+)
 from pipeline.doctor import main as doctor_main
 
-CLEAN = {"rows": 100, "accepted": 100, "rejected": 0, "rejected_share": 0.0, "rejected_by_reason": {},
-         "warnings": 0, "warnings_by_kind": {}, "sample_rates": {"22050": 100}}
+CLEAN = {
+    "rows": 100,
+    "accepted": 100,
+    "rejected": 0,
+    "rejected_share": 0.0,
+    "rejected_by_reason": {},
+    "warnings": 0,
+    "warnings_by_kind": {},
+    "sample_rates": {"22050": 100},
+}
 
 
 def _verdicts(checks) -> dict[str, str]:
@@ -71,9 +89,17 @@ def _history(root: Path, **series: list[float]) -> Path:
 
 
 def test_a_healthy_run_history_is_all_ok(tmp_path) -> None:
-    live = _history(tmp_path, **{"train/loss": [3, 2, 1], "train/lr": [1e-4, 5e-4, 1e-3], "train/skipped_steps": [0, 0, 0],
-                                 "train/loss_slope": [-0.1, -0.1, -0.1], "val_mel_loss": [0.5, 0.4, 0.3],
-                                 "train/frames_per_s": [1000, 1000, 1000]})
+    live = _history(
+        tmp_path,
+        **{
+            "train/loss": [3, 2, 1],
+            "train/lr": [1e-4, 5e-4, 1e-3],
+            "train/skipped_steps": [0, 0, 0],
+            "train/loss_slope": [-0.1, -0.1, -0.1],
+            "val_mel_loss": [0.5, 0.4, 0.3],
+            "train/frames_per_s": [1000, 1000, 1000],
+        },
+    )
     assert set(_verdicts(check_run(live)).values()) == {OK}
 
 
@@ -84,8 +110,15 @@ def test_a_too_low_learning_rate_is_flagged(tmp_path) -> None:
 
 
 def test_skipped_steps_a_flat_loss_and_overfitting_are_flagged(tmp_path) -> None:
-    live = _history(tmp_path, **{"train/loss": [3, 2, 1, 1], "train/skipped_steps": [0, 1, 2, 3],
-                                 "train/loss_slope": [-0.1, 0.0, 0.01, 0.02], "val_mel_loss": [0.5, 0.3, 0.4, 0.45]})
+    live = _history(
+        tmp_path,
+        **{
+            "train/loss": [3, 2, 1, 1],
+            "train/skipped_steps": [0, 1, 2, 3],
+            "train/loss_slope": [-0.1, 0.0, 0.01, 0.02],
+            "val_mel_loss": [0.5, 0.3, 0.4, 0.45],
+        },
+    )
     verdicts = _verdicts(check_run(live))
     assert verdicts["non-finite steps"] == WARNING
     assert verdicts["convergence slope"] == WARNING
@@ -101,20 +134,35 @@ def test_low_gpu_utilisation_points_at_the_loader(tmp_path) -> None:
 def test_doctor_writes_the_report_and_exits_1_on_a_problem(tmp_path, tiny_store, tiny_runs) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
-    (reports / "validation.json").write_text(json.dumps({**CLEAN, "rejected": 30, "rejected_share": 0.3,
-                                                         "rejected_by_reason": {"clipped": 30}}))
+    (reports / "validation.json").write_text(
+        json.dumps({**CLEAN, "rejected": 30, "rejected_share": 0.3, "rejected_by_reason": {"clipped": 30}})
+    )
     (reports / "precompute.json").write_text(json.dumps({"utterances": 12, "align": {"flagged_ids": []}}))
-    rc = doctor_main(["--reports", str(reports), "--features", str(tiny_store),
-                      "--checkpoint", str(tiny_runs["parallel"] / "models" / "best.pt"),
-                      "--run", str(tiny_runs["parallel"] / "dvclive"), "--min-symbol-count", "1"])
-    assert rc == 1
+    rc = doctor_main(
+        [
+            "--reports",
+            str(reports),
+            "--features",
+            str(tiny_store),
+            "--checkpoint",
+            str(tiny_runs["parallel"] / "models" / "best.pt"),
+            "--run",
+            str(tiny_runs["parallel"] / "dvclive"),
+            "--min-symbol-count",
+            "1",
+        ]
+    )
+    assert rc == 4
     md = (reports / "doctor.md").read_text()
     assert md.index("PROBLEM") < md.index("| ok |") and "re-record at a lower gain" in md
-    assert {c["name"] for c in json.loads((reports / "doctor.json").read_text())["checks"]} >= {"rejected rows", "learning rate"}
+    assert {c["name"] for c in json.loads((reports / "doctor.json").read_text())["checks"]} >= {
+        "rejected rows",
+        "learning rate",
+    }
 
 
 def _model_checks(params, tiny_store, **train) -> dict:
-    from conftest import tiny_params
+    from helpers import tiny_params
     from pipeline.doctor import check_model
 
     p = tiny_params(params, **train)
@@ -133,7 +181,7 @@ def test_a_weight_that_makes_one_term_dominate_is_flagged(params, tiny_store) ->
 
 
 def test_a_broken_mask_fails_the_overfit_check(params, tiny_store, monkeypatch) -> None:
-    import pipeline.dataset as dataset
+    import pipeline.training.dataset as dataset
 
     real = dataset.collate
 

@@ -1,4 +1,5 @@
 """The evaluate stage: free-running synthesis of the validation split, every metric written."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,20 +7,32 @@ import json
 
 import pytest
 
-from conftest import REPO
-from pipeline.config import eval_config, load_params
+from helpers import committed_params
+from pipeline.config import eval_config
 from pipeline.evaluate import evaluate, stop_outcome
 
 
 def _run(tiny_runs, tiny_store, tmp_path, decoder: str) -> tuple[dict, object]:
-    params = load_params(REPO / "params.yaml")
+    params = committed_params()
     cfg = dataclasses.replace(
-        eval_config(params), checkpoint=str(tiny_runs[decoder] / "models" / "best.pt"), griffin_lim_iters=4,
-        device="cpu", samples=1, figures=1, sentences=["The small dog slept."],
+        eval_config(params),
+        checkpoint=str(tiny_runs[decoder] / "models" / "best.pt"),
+        griffin_lim_iters=4,
+        device="cpu",
+        samples=1,
+        figures=1,
+        sentences=["The small dog slept."],
     )
     reports = tmp_path / "reports"
-    metrics = evaluate(tiny_store, tiny_store.parent / "manifest.parquet", tiny_runs[decoder] / "dvclive", cfg, params,
-                       reports, progress=False)
+    metrics = evaluate(
+        tiny_store,
+        tiny_store.parent / "manifest.parquet",
+        tiny_runs[decoder] / "dvclive",
+        cfg,
+        params,
+        reports,
+        progress=False,
+    )
     return metrics, reports
 
 
@@ -48,7 +61,10 @@ def test_evaluate_writes_samples_figures_table_and_summary(ar_eval) -> None:
     kinds = sorted(p.name.split("_", 2)[-1] for p in (reports / "samples").glob("utt_*.wav"))
     assert kinds == ["synthesized.wav", "truth.wav", "vocoded_truth.wav"]
     assert (reports / "samples" / "held_back_01.wav").is_file()
-    assert sorted(p.name.split("_")[-1] for p in (reports / "figures" / "eval").glob("*.png")) == ["attention.png", "mel.png"]
+    assert sorted(p.name.split("_")[-1] for p in (reports / "figures" / "eval").glob("*.png")) == [
+        "attention.png",
+        "mel.png",
+    ]
     assert len((reports / "eval_utterances.csv").read_text().splitlines()) == metrics["utterances"] + 1
     assert "MCD-DTW, model" in (reports / "summary.md").read_text()
 

@@ -1,11 +1,11 @@
 """`dvc exp run -S train.mel_loss_weight=...` and `dvc metrics diff` compare training runs."""
+
 from __future__ import annotations
 
 import json
 
-from conftest import TEXTS, TINY_SIZE as TINY, write_corpus
-from test_pipeline_e2e import VENV_BIN, ran_stages, run, set_params
-
+from helpers import TEXTS, VENV_BIN, ran_stages, run, set_params, write_corpus
+from helpers import TINY_SIZE as TINY
 
 
 def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(tmp_path, repo_copy):
@@ -21,9 +21,24 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
         features={"workers": 1, "val_share": 0.25},
         align={"steps": 2, "device": "cpu"},
         model={"sizes": {"tiny": TINY, "small": TINY, "base": TINY}},
-        train={"max_steps": 4, "batch_size": 3, "grad_accumulation": 1, "num_workers": 0, "val_every": 2,
-               "checkpoint_every": 100, "device": "cpu", "lr": 1e-3, "warmup_steps": 2},
-        eval={"griffin_lim_iters": 4, "device": "cpu", "samples": 1, "figures": 1, "sentences": ["The small dog slept."]},
+        train={
+            "max_steps": 4,
+            "batch_size": 3,
+            "grad_accumulation": 1,
+            "num_workers": 0,
+            "val_every": 2,
+            "checkpoint_every": 100,
+            "device": "cpu",
+            "lr": 1e-3,
+            "warmup_steps": 2,
+        },
+        eval={
+            "griffin_lim_iters": 4,
+            "device": "cpu",
+            "samples": 1,
+            "figures": 1,
+            "sentences": ["The small dog slept."],
+        },
     )
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "tiny")

@@ -1,4 +1,5 @@
 """Feature definitions: the log-mel, its Griffin-Lim inverse, the id-hash split and the text frontend."""
+
 from __future__ import annotations
 
 import librosa
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import speech_like
+from helpers import speech_like
 from model.mel import LogMel, MelSettings
 from model.text import (
     PAD,
@@ -20,8 +21,8 @@ from model.text import (
 )
 from model.vocoder import GriffinLimVocoder
 from pipeline.config import features_config
+from pipeline.features.split import TRAIN, VAL, split_of
 from pipeline.precompute import mel_settings
-from pipeline.split import TRAIN, VAL, split_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -218,7 +219,7 @@ def test_unsupported_chars_flags_digits_and_symbols_for_english_in_order():
 
 
 def test_unsupported_chars_accepts_plain_english_with_punctuation():
-    assert unsupported_chars("Well, \"hello\" - isn't it (quite) late? Yes!", "en-us") == ""
+    assert unsupported_chars('Well, "hello" - isn\'t it (quite) late? Yes!', "en-us") == ""
 
 
 def test_unsupported_chars_flags_accented_letters_for_english():
@@ -234,7 +235,7 @@ def test_unsupported_chars_flags_persian_digits_and_latin_letters_for_persian():
 
 
 def test_normalize_text_folds_typographic_quotes_dashes_and_whitespace():
-    assert normalize_text("  \u201cHi\u201d \u2014 it\u2019s   me\u00a0 ") == "\"Hi\" - it's me"
+    assert normalize_text("  \u201cHi\u201d \u2014 it\u2019s   me\u00a0 ") == '"Hi" - it\'s me'
 
 
 def test_to_characters_lowercases_one_symbol_per_character():

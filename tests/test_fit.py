@@ -1,4 +1,5 @@
 """The training loop: it trains, logs, checkpoints, and resumes exactly."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_params
-from pipeline.fit import fit
+from helpers import tiny_params
+from pipeline.training.loop import fit
 
 
 def weights(models) -> torch.Tensor:

@@ -1,9 +1,10 @@
 """Convergence figures from the dvclive history."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from pipeline.history import convergence, curve_area, steps_to_target
+from pipeline.evaluation.history import convergence, curve_area, steps_to_target
 
 
 def test_steps_to_target_is_the_first_step_whose_smoothed_loss_reaches_it() -> None:

@@ -1,4 +1,5 @@
 """The decoder's loss terms, their weighting, and the bounded adaptive rebalancing."""
+
 from __future__ import annotations
 
 import math
@@ -6,9 +7,9 @@ import math
 import pytest
 import torch
 
+from model.config import LossWeights
 from model.losses import (
     AdaptiveWeights,
-    LossWeights,
     attention_alignment_error,
     attention_loss,
     attention_targets,

@@ -1,12 +1,14 @@
 """The learning-rate schedule: warm-up, cosine with warm restarts, plateau scale, floor."""
+
 from __future__ import annotations
 
 import pytest
 
-from pipeline.lr_schedule import ScheduleConfig, cycle_position, lr_at
+from pipeline.training.schedule import ScheduleConfig, cycle_position, lr_at
 
-CFG = ScheduleConfig(lr=8e-5, warmup_steps=1500, restart_period=10000, restart_mult=2.0, min_lr=1e-7,
-                     kind="cosine_restarts")
+CFG = ScheduleConfig(
+    lr=8e-5, warmup_steps=1500, restart_period=10000, restart_mult=2.0, min_lr=1e-7, kind="cosine_restarts"
+)
 
 
 def test_the_schedule_at_documented_steps(capsys: pytest.CaptureFixture[str]) -> None:

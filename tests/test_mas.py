@@ -1,4 +1,5 @@
 """Monotonic alignment search: optimal, monotonic, and durations that add up."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,10 +1,11 @@
 """Mel-cepstral distortion with DTW: zero for identical audio, growing with distortion."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from conftest import speech_like
-from pipeline.mcd import MCD_SCALE, freqt_matrix, mcd_dtw, mel_cepstrum
+from helpers import speech_like
+from pipeline.evaluation.mcd import MCD_SCALE, freqt_matrix, mcd_dtw, mel_cepstrum
 
 SR = 22050
 

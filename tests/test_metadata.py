@@ -1,4 +1,5 @@
 """metadata.csv parsing: the LJSpeech layout and its variants, and structural errors that name file, line and fix."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import DataConfig, data_config
-from pipeline.metadata import MetadataError, read_metadata
+from pipeline.data.metadata import MetadataError, read_metadata
 
 
 @pytest.fixture
@@ -59,8 +60,7 @@ def test_empty_third_column_falls_back_to_the_text(tmp_path, cfg):
 def test_fourth_column_is_the_speaker_and_fifth_the_language(tmp_path, cfg):
     corpus = corpus_with(
         tmp_path / "c",
-        "a1|Hello.|Hello.|alice|en-us\n"
-        "a2|سلام.|سلام.|dara|fa\n",
+        "a1|Hello.|Hello.|alice|en-us\na2|سلام.|سلام.|dara|fa\n",
     )
     df = read_metadata(corpus, cfg)
     assert df["speaker"].tolist() == ["alice", "dara"]
@@ -76,7 +76,9 @@ def test_four_columns_set_the_speaker_and_keep_the_default_language(tmp_path, cf
 
 def test_speaker_comes_from_speaker_regex_for_vctk_ids(tmp_path, cfg):
     cfg = dataclasses.replace(cfg, speaker_regex=r"^(p\d+)_")
-    corpus = corpus_with(tmp_path / "c", "p248_065_mic1|Hello.|Hello.\np225_001_mic2|Please call Stella.|Please call Stella.\n")
+    corpus = corpus_with(
+        tmp_path / "c", "p248_065_mic1|Hello.|Hello.\np225_001_mic2|Please call Stella.|Please call Stella.\n"
+    )
     assert read_metadata(corpus, cfg)["speaker"].tolist() == ["p248", "p225"]
 
 
@@ -173,7 +175,7 @@ def test_inconsistent_column_count_names_the_line_that_differs(tmp_path, cfg):
     [("cp1256", "سلام دنيا"), ("latin-1", "Café déjà vu")],
 )
 def test_non_utf8_bytes_name_the_line_and_how_to_reencode(tmp_path, cfg, encoding, text):
-    data = "a1|Hello.|Hello.\na2|Bye.|Bye.\n".encode() + f"a3|{text}|{text}\n".encode(encoding)
+    data = b"a1|Hello.|Hello.\na2|Bye.|Bye.\n" + f"a3|{text}|{text}\n".encode(encoding)
     corpus = corpus_with(tmp_path / "c", data)
     with pytest.raises(MetadataError) as e:
         read_metadata(corpus, cfg)

@@ -1,5 +1,6 @@
 """The acoustic model's contracts, on random tiny batches: masks, causality, the cache,
 and synthesis that ends."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,46 +8,22 @@ import dataclasses
 import pytest
 import torch
 
-from model.config import ModelConfig
+from helpers import make_batch, small_config
 from model.tts import HamgaraTTS, TTSBatch
 
 DECODERS = ("autoregressive", "parallel")
-
-
-def small_config(decoder: str, **changes: object) -> ModelConfig:
-    """A model small enough to run many times per test on a CPU."""
-    cfg = ModelConfig(
-        decoder=decoder, n_symbols=30, n_speakers=2, n_languages=2, n_mels=16, d_model=32, heads=2,
-        encoder_layers=2, decoder_layers=2, ff=64, latent=4, reference_channels=16, postnet_channels=16,
-        postnet_layers=3, prenet_dim=16, duration_channels=16, dropout=0.1, prenet_dropout=0.5,
-        reduction=2, attention_window=2, max_length_factor=2.0, optional_ids=(1,),
-    )
-    return dataclasses.replace(cfg, **changes)
-
-
-def make_batch(token_lens: list[int], frame_lens: list[int], n_mels: int = 16, seed: int = 0) -> TTSBatch:
-    """Random tokens and mels with durations that sum to each utterance's frames."""
-    g = torch.Generator().manual_seed(seed)
-    b, n, t = len(token_lens), max(token_lens), max(frame_lens)
-    tokens = torch.zeros(b, n, dtype=torch.long)
-    durations = torch.zeros(b, n, dtype=torch.long)
-    for i, (nt, nf) in enumerate(zip(token_lens, frame_lens)):
-        tokens[i, :nt] = torch.randint(2, 30, (nt,), generator=g)
-        cuts = torch.sort(torch.randperm(nf - 1, generator=g)[: nt - 1] + 1).values
-        bounds = torch.cat([torch.tensor([0]), cuts, torch.tensor([nf])])
-        durations[i, :nt] = bounds[1:] - bounds[:-1]
-    token_mask = torch.arange(n)[None] < torch.tensor(token_lens)[:, None]
-    frame_mask = torch.arange(t)[None] < torch.tensor(frame_lens)[:, None]
-    mels = torch.randn(b, t, n_mels, generator=g) * frame_mask[..., None]
-    return TTSBatch(tokens, token_mask, torch.arange(b) % 2, torch.arange(b) % 2, mels, frame_mask, durations)
 
 
 def take(batch: TTSBatch, i: int) -> TTSBatch:
     """Utterance i alone, cut to its own lengths."""
     n, t = int(batch.token_mask[i].sum()), int(batch.frame_mask[i].sum())
     return TTSBatch(
-        batch.tokens[i : i + 1, :n], batch.token_mask[i : i + 1, :n], batch.speakers[i : i + 1],
-        batch.languages[i : i + 1], batch.mels[i : i + 1, :t], batch.frame_mask[i : i + 1, :t],
+        batch.tokens[i : i + 1, :n],
+        batch.token_mask[i : i + 1, :n],
+        batch.speakers[i : i + 1],
+        batch.languages[i : i + 1],
+        batch.mels[i : i + 1, :t],
+        batch.frame_mask[i : i + 1, :t],
         batch.durations[i : i + 1, :n],
     )
 

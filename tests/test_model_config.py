@@ -1,4 +1,5 @@
 """params.yaml `model` -> ModelConfig, and `hamgara model-info`."""
+
 from __future__ import annotations
 
 import copy
@@ -6,7 +7,7 @@ import copy
 import pytest
 
 from model.tts import HamgaraTTS, parameter_counts
-from pipeline.config import ConfigError, loss_settings, loss_weights, model_config
+from pipeline.config import ConfigError, model_config, train_config
 from pipeline.model_info import main as model_info
 
 
@@ -38,9 +39,9 @@ def test_an_unknown_size_or_decoder_is_a_clear_error(params: dict) -> None:
 
 
 def test_loss_weights_and_settings_come_from_params(params: dict) -> None:
-    w = loss_weights(params)
+    w = train_config(params).loss_weights()
     assert (w.mel, w.kl, w.stop, w.attention) == (22.0, 1.8, 1.5, 0.3)
-    s = loss_settings(params, reduction=2)
+    s = train_config(params).loss_settings(reduction=2)
     assert (s.huber_delta, s.mel_label_smoothing, s.stop_label_smoothing) == (0.6, 0.025, 0.06)
 
 

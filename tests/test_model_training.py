@@ -1,5 +1,6 @@
 """The model and its losses learn: every parameter gets a gradient, and one small batch is
 overfit quickly, with the autoregressive decoder's attention settling on the duration path."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,13 +8,20 @@ import dataclasses
 import pytest
 import torch
 
-from model.losses import LossWeights, combine, duration_path
-from model.objective import LossSettings, alignment_error, raw_losses
+from helpers import make_batch, small_config
+from model.config import LossSettings, LossWeights
+from model.losses import combine, duration_path
+from model.objective import alignment_error, raw_losses
 from model.tts import HamgaraTTS, TTSBatch
-from test_model import make_batch, small_config
 
-SETTINGS = LossSettings(huber_delta=0.6, mel_label_smoothing=0.025, stop_label_smoothing=0.06,
-                        stop_pos_weight=5.0, attention_soften=0.0, reduction=2)
+SETTINGS = LossSettings(
+    huber_delta=0.6,
+    mel_label_smoothing=0.025,
+    stop_label_smoothing=0.06,
+    stop_pos_weight=5.0,
+    attention_soften=0.0,
+    reduction=2,
+)
 WEIGHTS = LossWeights(mel=22.0, kl=1.8, stop=1.5, attention=0.3, duration=1.0)
 
 

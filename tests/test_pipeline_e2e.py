@@ -1,38 +1,11 @@
 """End to end: `dvc repro precompute` on a tiny user corpus, in a git+dvc copy of the project."""
+
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import yaml
-
-from conftest import TEXTS, write_corpus
-from pipeline.feature_store import FeatureStore
-
-VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's python, whose folder has dvc
-
-
-def run(repo: Path, *cmd: str) -> str:
-    """Run a command in `repo` with the venv first on PATH (so dvc's `python` is the venv's)."""
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def set_params(repo: Path, **changes: dict) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for section, values in changes.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-
-
-def ran_stages(output: str) -> list[str]:
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+from helpers import TEXTS, VENV_BIN, ran_stages, run, set_params, write_corpus
+from pipeline.features.store import FeatureStore
 
 
 def test_dvc_repro_builds_features_and_reruns_only_what_changed(tmp_path, repo_copy):

@@ -1,4 +1,5 @@
 """The precompute stage: features.zarr holds exactly the features of each accepted utterance, and resumes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,13 +13,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import REPO, TEXTS, speech_like, write_corpus
+from helpers import TEXTS, committed_params, speech_like, write_corpus
 from model.mel import LogMel
 from model.text import to_phonemes
-from pipeline.config import AlignConfig, FeaturesConfig, align_config, data_config, features_config, load_params
-from pipeline.feature_store import LEDGER, FeatureStore, FeatureWriter
-from pipeline.precompute import load_waveform, mel_settings, precompute
-from pipeline.split import TRAIN, VAL, split_of
+from pipeline.config import AlignConfig, FeaturesConfig, align_config, data_config, features_config
+from pipeline.data.audio import load_waveform
+from pipeline.features.split import TRAIN, VAL, split_of
+from pipeline.features.store import LEDGER, FeatureStore, FeatureWriter
+from pipeline.precompute import mel_settings, precompute
 from pipeline.validate import validate_corpus, write_outputs
 
 pytestmark = pytest.mark.usefixtures("warm_librosa", "one_torch_thread")
@@ -28,14 +30,14 @@ STEREO_SECONDS = 2.4
 
 def small_config(**changes) -> FeaturesConfig:
     """The repository's features config, made small: 2 workers, a quarter in validation, 64-frame chunks."""
-    cfg = features_config(load_params(REPO / "params.yaml"))
+    cfg = features_config(committed_params())
     return dataclasses.replace(cfg, **{"workers": 2, "val_share": 0.25, "chunk_frames": 64, **changes})
 
 
 def small_align() -> AlignConfig:
     """The aligner barely trained (these tests are about the features, not the durations), on the CPU,
     without figures, and dropping nothing, so the split is exactly the id-hash split."""
-    cfg = align_config(load_params(REPO / "params.yaml"))
+    cfg = align_config(committed_params())
     return dataclasses.replace(cfg, steps=1, device="cpu", figures=0, drop_flagged=False)
 
 
@@ -47,12 +49,14 @@ def run_precompute(manifest: Path, out: Path, cfg: FeaturesConfig) -> dict:
 def built(tmp_path_factory, warm_librosa) -> SimpleNamespace:
     """tiny corpus + one 44.1 kHz stereo file -> validate -> manifest -> precompute, once for the module."""
     root = tmp_path_factory.mktemp("precompute")
-    rows = [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)] + [("stereo", "Grandmother knitted a warm scarf for winter.")]
+    rows = [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)] + [
+        ("stereo", "Grandmother knitted a warm scarf for winter.")
+    ]
     corpus = write_corpus(root / "corpus", rows)
     y = speech_like(STEREO_SECONDS, 44100, seed=99, edge=0.0)
     sf.write(corpus / "wavs" / "stereo.wav", np.stack([y, 0.7 * y], axis=1), 44100, subtype="PCM_16")
 
-    params = load_params(REPO / "params.yaml")
+    params = committed_params()
     cfg = small_config()
     result = validate_corpus(corpus, data_config(params), cfg.sample_rate, workers=2)
     assert result.rejected.empty
@@ -242,7 +246,9 @@ def test_killed_run_leaves_only_a_partial_store(built, tmp_path, monkeypatch, sm
     assert (partial_of(out) / LEDGER).is_file()
 
 
-def test_resumed_run_continues_from_the_last_batch_and_equals_an_uninterrupted_run(built, tmp_path, monkeypatch, small_batches):
+def test_resumed_run_continues_from_the_last_batch_and_equals_an_uninterrupted_run(
+    built, tmp_path, monkeypatch, small_batches
+):
     out = tmp_path / "features.zarr"
     with monkeypatch.context() as m:
         written = interrupt_after_first_batch(m)

@@ -1,11 +1,12 @@
 """The demo sentence generator: deterministic, bounded, unique, plain characters."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from pipeline.sentences import generate_sentences
+from pipeline.demo.sentences import generate_sentences
 
 
 def test_same_seed_gives_same_sentences() -> None:

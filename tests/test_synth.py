@@ -1,4 +1,5 @@
 """`hamgara synth`: text to a wav from a checkpoint alone, with clear errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,16 +11,25 @@ import torch
 
 from model.mel import MelSettings
 from model.vocoder import ExportedVocoder, load_vocoder
+from pipeline.evaluation.synthesizer import Synthesizer, nearest_symbol
 from pipeline.synth import main as synth_main
-from pipeline.synthesizer import Synthesizer, nearest_symbol
 
 WORDS = "The small dog slept."  # words of the tiny store's texts: its symbol table covers them
 
 
 def test_synth_writes_a_valid_wav_from_a_checkpoint(tiny_runs, tmp_path, capsys) -> None:
     out = tmp_path / "hello.wav"
-    rc = synth_main([WORDS, "--checkpoint", str(tiny_runs["autoregressive"] / "models" / "best.pt"),
-                     "-o", str(out), "--griffin-lim-iters", "4"])
+    rc = synth_main(
+        [
+            WORDS,
+            "--checkpoint",
+            str(tiny_runs["autoregressive"] / "models" / "best.pt"),
+            "-o",
+            str(out),
+            "--griffin-lim-iters",
+            "4",
+        ]
+    )
     assert rc == 0
     wave, sr = sf.read(out)
     assert sr == 22050 and wave.ndim == 1 and len(wave) > 0 and np.isfinite(wave).all()
@@ -29,8 +39,18 @@ def test_synth_writes_a_valid_wav_from_a_checkpoint(tiny_runs, tmp_path, capsys)
 def test_batch_mode_writes_one_wav_per_line(tiny_runs, tmp_path) -> None:
     lines = tmp_path / "lines.txt"
     lines.write_text(f"{WORDS}\n# a comment\n\nThe old shop was cold.\n", encoding="utf-8")
-    rc = synth_main(["--file", str(lines), "--checkpoint", str(tiny_runs["parallel"] / "models" / "last.pt"),
-                     "-o", str(tmp_path / "out"), "--griffin-lim-iters", "4"])
+    rc = synth_main(
+        [
+            "--file",
+            str(lines),
+            "--checkpoint",
+            str(tiny_runs["parallel"] / "models" / "last.pt"),
+            "-o",
+            str(tmp_path / "out"),
+            "--griffin-lim-iters",
+            "4",
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["0001.wav", "0002.wav"]
 
@@ -40,7 +60,9 @@ def test_batch_mode_writes_one_wav_per_line(tiny_runs, tmp_path) -> None:
     [("", "empty text"), ("It costs 5 dollars.", "cannot read: '5'")],
 )
 def test_bad_text_is_an_error_naming_the_line(tiny_runs, tmp_path, capsys, text, message) -> None:
-    rc = synth_main([text, "--checkpoint", str(tiny_runs["parallel"] / "models" / "best.pt"), "-o", str(tmp_path / "x.wav")])
+    rc = synth_main(
+        [text, "--checkpoint", str(tiny_runs["parallel"] / "models" / "best.pt"), "-o", str(tmp_path / "x.wav")]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "line 1" in err and message in err
     assert not (tmp_path / "x.wav").exists()

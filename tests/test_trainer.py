@@ -1,4 +1,5 @@
 """The training step's mechanics, each a code path that must be wired in."""
+
 from __future__ import annotations
 
 import copy
@@ -7,20 +8,37 @@ import dataclasses
 import pytest
 import torch
 
-from model.losses import LossWeights
-from model.objective import LossSettings
+from helpers import committed_params, make_batch, small_config
+from model.config import LossSettings, LossWeights
 from model.tts import HamgaraTTS, TTSBatch
-from pipeline.lr_schedule import lr_at
-from pipeline.trainer import TrainConfig, Trainer, TrainingAborted
-from test_model import make_batch, small_config
+from pipeline.config import TrainConfig, train_config
+from pipeline.training.schedule import ScheduleConfig, lr_at
+from pipeline.training.step import Trainer, TrainingAborted
 
 SETTINGS = LossSettings(0.6, 0.025, 0.06, 5.0, 0.0, 2)
 WEIGHTS = LossWeights(mel=22.0, kl=1.8, stop=1.5, attention=0.3, duration=1.0)
-CFG = TrainConfig(
-    lr=1e-3, lr_schedule="cosine_restarts", warmup_steps=2, restart_period=10, restart_mult=2.0, min_lr=1e-7, plateau_factor=0.7,
-    plateau_patience=1, grad_clip=1e9, grad_accumulation=1, mixed_precision=True, early_stop_patience=1,
-    early_stop_min_delta=5e-5, convergence_window=5, max_nonfinite=3, kl_warmup_steps=4,
-    adaptive_loss_weights=False, adaptive_bound=4.0, adaptive_strength=0.5, loss_ema=0.08,
+CFG = dataclasses.replace(
+    train_config(committed_params()),
+    lr=1e-3,
+    lr_schedule="cosine_restarts",
+    warmup_steps=2,
+    restart_period=10,
+    restart_mult=2.0,
+    min_lr=1e-7,
+    plateau_factor=0.7,
+    plateau_patience=1,
+    grad_clip=1e9,
+    grad_accumulation=1,
+    mixed_precision=True,
+    early_stop_patience=1,
+    early_stop_min_delta=5e-5,
+    convergence_window=5,
+    max_nonfinite=3,
+    kl_warmup_steps=4,
+    adaptive_loss_weights=False,
+    adaptive_bound=4.0,
+    adaptive_strength=0.5,
+    loss_ema=0.08,
 )
 CPU = torch.device("cpu")
 
@@ -68,8 +86,8 @@ def test_the_learning_rate_follows_the_schedule() -> None:
     t = trainer()
     for step in range(4):
         log = t.train_step([make_batch([6], [20], seed=step)])
-        assert log["lr"] == pytest.approx(lr_at(step, CFG.schedule()))
-        assert t.opt.param_groups[0]["lr"] == pytest.approx(lr_at(step, CFG.schedule()))
+        assert log["lr"] == pytest.approx(lr_at(step, ScheduleConfig.of(CFG)))
+        assert t.opt.param_groups[0]["lr"] == pytest.approx(lr_at(step, ScheduleConfig.of(CFG)))
 
 
 def test_a_non_finite_loss_skips_the_update_and_too_many_abort() -> None:
@@ -95,7 +113,7 @@ def test_validation_without_improvement_reduces_the_lr_and_stops_early() -> None
     second = t.validate(val)  # same weights: no improvement; patience 1
     assert second["lr_reduced"] == 1.0 and second["stop"] == 1.0
     assert t.plateau.scale == pytest.approx(0.7)
-    assert t.train_step([make_batch([6], [20])])["lr"] == pytest.approx(lr_at(0, CFG.schedule(), 0.7))
+    assert t.train_step([make_batch([6], [20])])["lr"] == pytest.approx(lr_at(0, ScheduleConfig.of(CFG), 0.7))
 
 
 def test_adaptive_weights_are_applied_and_logged() -> None:

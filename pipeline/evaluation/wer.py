@@ -6,6 +6,7 @@ and hypothesis go through the same normalization before words are compared. The 
 is weak — it misses words of clean recordings too — which is why the ground-truth audio is
 scored alongside: the model is judged by the gap, not by the absolute rate.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,7 +39,7 @@ class ErrorCounts:
     def errors(self) -> int:
         return self.substitutions + self.deletions + self.insertions
 
-    def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
+    def __add__(self, other: ErrorCounts) -> ErrorCounts:
         return ErrorCounts(
             self.substitutions + other.substitutions,
             self.deletions + other.deletions,

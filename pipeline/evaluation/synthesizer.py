@@ -6,6 +6,7 @@ statistics, so synthesis needs nothing else: text is normalized and turned into 
 exactly as precompute did, the model predicts normalized mels, those are de-normalized with
 the stored statistics and handed to a vocoder.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,7 +22,7 @@ from model.mel import LogMel, MelSettings
 from model.text import FrontendError, encode, normalize_text, to_characters, to_phonemes, unsupported_chars
 from model.tts import HamgaraTTS
 from model.vocoder import Vocoder
-
+from pipeline.training.checkpoint import CheckpointError, load_checkpoint, model_state
 
 _STRESS = "ˈˌ"
 _LENGTH = "ːˑ"
@@ -42,10 +43,6 @@ def nearest_symbol(symbol: str, known: set[str]) -> str:
     return symbol
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is missing or lacks what synthesis needs."""
-
-
 @dataclass
 class Utterance:
     """One synthesized line: natural-log mel [frames, n_mels], the wave (None when not
@@ -59,28 +56,6 @@ class Utterance:
     durations: np.ndarray
     model_seconds: float
     vocoder_seconds: float
-
-
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint file; a missing or foreign file is a CheckpointError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint (train first: dvc repro train, or pass --checkpoint)")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:  # torch raises several kinds for a file that is not a checkpoint
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from e
-    needed = ("model_config", "symbols", "frontend", "languages", "speakers", "mel", "mel_mean", "mel_std")
-    missing = [k for k in needed if k not in ckpt] + ([] if "model" in ckpt or "trainer" in ckpt else ["model"])
-    if missing:
-        raise CheckpointError(f"{path}: not a Hamgara checkpoint, it lacks {', '.join(missing)}")
-    return ckpt
-
-
-def model_state(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """The model weights of a checkpoint: best.pt stores them as `model`, last.pt inside the
-    trainer state."""
-    return ckpt["model"] if "model" in ckpt else ckpt["trainer"]["model"]
 
 
 class Synthesizer:
@@ -104,7 +79,7 @@ class Synthesizer:
         self.step = ckpt.get("step", ckpt.get("trainer", {}).get("step"))
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> "Synthesizer":
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> Synthesizer:
         """Load `path` (see load_checkpoint) onto `device`."""
         return cls(load_checkpoint(path, device), device)
 
@@ -158,8 +133,9 @@ class Synthesizer:
 
         if self.features is None:
             raise CheckpointError("this checkpoint predates reference-audio support (no feature settings stored)")
-        wave, _ = load_waveform(str(wave_path), self.mel_settings.sample_rate, self.features["trim_top_db"],
-                                self.features["peak_norm"])
+        wave, _ = load_waveform(
+            str(wave_path), self.mel_settings.sample_rate, self.features["trim_top_db"], self.features["peak_norm"]
+        )
         with torch.no_grad():
             mel = LogMel(self.mel_settings)(wave)
         mel = ((mel - self.mean) / self.std)[None].to(self.device)
@@ -186,8 +162,12 @@ class Synthesizer:
         if reference is not None:
             reference = (reference[0].expand(b, -1, -1), reference[1].expand(b, -1))
         out = self.model.synthesize(
-            tokens.to(self.device), mask.to(self.device), lang.to(self.device), spk.to(self.device),
-            reference, length_scale,
+            tokens.to(self.device),
+            mask.to(self.device),
+            lang.to(self.device),
+            spk.to(self.device),
+            reference,
+            length_scale,
         )
         mel = out.mel.float().cpu() * self.std + self.mean
         result = []
@@ -211,8 +191,9 @@ class Synthesizer:
         similar length."""
         lang = self.language(language)
         reference = self.reference_latent_input(reference_wav) if reference_wav is not None else None
-        return self.synthesize_tokens(self.tokens(texts, lang), texts, vocoder, lang, self.speaker(speaker), reference,
-                                      length_scale, batch_size)
+        return self.synthesize_tokens(
+            self.tokens(texts, lang), texts, vocoder, lang, self.speaker(speaker), reference, length_scale, batch_size
+        )
 
     def synthesize_tokens(
         self,

@@ -7,6 +7,7 @@ that span — the curve's mean height, comparable between runs of different leng
 for a run that gets low early; `wall_seconds`: training time to the last validation and to
 the target.
 """
+
 from __future__ import annotations
 
 import csv

@@ -11,13 +11,13 @@ difference): the same linear warm-up, then decay as 1/sqrt(step), peak * sqrt(wa
 A plateau on the validation loss multiplies the peak by `plateau_factor` (the trainer keeps that
 scale); the floor stays `min_lr`.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-
-SCHEDULES = ("cosine_restarts", "noam")
+from pipeline.config import LR_SCHEDULES, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,13 @@ class ScheduleConfig:
     kind: str
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"train.lr_schedule: {self.kind!r} is not one of {', '.join(SCHEDULES)}")
+        if self.kind not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule: {self.kind!r} is not one of {', '.join(LR_SCHEDULES)}")
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> ScheduleConfig:
+        """The schedule part of the train config."""
+        return cls(cfg.lr, cfg.warmup_steps, cfg.restart_period, cfg.restart_mult, cfg.min_lr, cfg.lr_schedule)
 
 
 def cycle_position(t: int, period: int, mult: float) -> tuple[int, int]:

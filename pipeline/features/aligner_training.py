@@ -6,6 +6,7 @@ utterance (unsupervised, like a forced aligner, so validation utterances take pa
 forward-sum loss of each utterance; `flag_outliers` marks utterances whose score is far
 above the corpus median — transcripts that do not explain their audio.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,9 @@ from tqdm import tqdm
 
 from model.aligner import Aligner, beta_binomial_log_prior, forward_sum_loss, frame_log_probs
 from model.mas import viterbi_durations
-from pipeline.atomic import atomic_path
+from pipeline.common.atomic import atomic_path
+from pipeline.common.runtime import resolve_device
 from pipeline.config import AlignConfig
-
 
 Reader = Callable[[int], tuple[np.ndarray, np.ndarray]]  # index -> (mel [T, n_mels], tokens [N])
 
@@ -109,13 +110,6 @@ def length_batches(frames: np.ndarray, batch_size: int, rng: np.random.Generator
     if rng is not None:
         rng.shuffle(batches)
     yield from batches
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def train_aligner(

@@ -5,6 +5,7 @@ reads the same either way.
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; NCCL joins CUDA processes (one GPU per local
 rank), gloo joins CPU ones.
 """
+
 from __future__ import annotations
 
 import os

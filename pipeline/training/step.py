@@ -10,60 +10,30 @@ not finite — aborting after `max_nonfinite` such steps in a row. `validate` co
 `val_mel_loss` and feeds the plateau reducer and early stopping. Every piece of state is in
 `state_dict`, so a resumed run continues exactly.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from model.losses import AdaptiveWeights, LossWeights, combine, kl_weight_schedule
-from model.objective import LossSettings, raw_losses, teacher_forced_metrics
+from model.config import LOSS_TERMS, LossSettings, LossWeights
+from model.losses import AdaptiveWeights, combine, kl_weight_schedule
+from model.objective import raw_losses, teacher_forced_metrics
 from model.tts import HamgaraTTS, TTSBatch
-from pipeline.convergence import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
-from pipeline.distributed import DistContext
-from pipeline.lr_schedule import ScheduleConfig, lr_at
+from pipeline.common.stage import RunAborted
+from pipeline.config import TrainConfig
+from pipeline.training.distributed import DistContext
+from pipeline.training.monitors import ConvergenceTracker, EarlyStopping, LossEMA, PlateauReducer
+from pipeline.training.schedule import ScheduleConfig, lr_at
 
-TERMS = ["mel", "kl", "stop", "attention", "duration"]
 
-
-class TrainingAborted(RuntimeError):
+class TrainingAborted(RunAborted):
     """Too many non-finite steps in a row: the run cannot recover by skipping."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The step mechanics' knobs (params.yaml `train`)."""
-
-    lr: float
-    lr_schedule: str
-    warmup_steps: int
-    restart_period: int
-    restart_mult: float
-    min_lr: float
-    plateau_factor: float
-    plateau_patience: int
-    grad_clip: float
-    grad_accumulation: int
-    mixed_precision: bool
-    early_stop_patience: int
-    early_stop_min_delta: float
-    convergence_window: int
-    max_nonfinite: int
-    kl_warmup_steps: int
-    adaptive_loss_weights: bool
-    adaptive_bound: float
-    adaptive_strength: float
-    loss_ema: float
-
-    def schedule(self) -> ScheduleConfig:
-        """The LR schedule part."""
-        return ScheduleConfig(self.lr, self.warmup_steps, self.restart_period, self.restart_mult, self.min_lr,
-                              self.lr_schedule)
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -98,7 +68,7 @@ class Trainer:
         self.dtype = amp_dtype(device, cfg.mixed_precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         self.adaptive = (
-            AdaptiveWeights(TERMS, cfg.loss_ema, cfg.adaptive_bound, cfg.adaptive_strength)
+            AdaptiveWeights(list(LOSS_TERMS), cfg.loss_ema, cfg.adaptive_bound, cfg.adaptive_strength)
             if cfg.adaptive_loss_weights
             else None
         )
@@ -119,7 +89,7 @@ class Trainer:
     def train_step(self, micro_batches: list[TTSBatch]) -> dict[str, float]:
         """One optimizer step over the micro-batches; returns what to log."""
         self.model.train()
-        lr = lr_at(self.step, self.cfg.schedule(), self.plateau.scale)
+        lr = lr_at(self.step, ScheduleConfig.of(self.cfg), self.plateau.scale)
         for group in self.opt.param_groups:
             group["lr"] = lr
         kl_scale = kl_weight_schedule(self.step, self.cfg.kl_warmup_steps)
@@ -132,7 +102,9 @@ class Trainer:
         for i, mb in enumerate(micro_batches):
             # DDP: all-reduce the gradients once, on the last micro-batch's backward.
             last = i == len(micro_batches) - 1
-            sync = contextlib.nullcontext() if last or self.forward_module is self.model else self.forward_module.no_sync()
+            sync = (
+                contextlib.nullcontext() if last or self.forward_module is self.model else self.forward_module.no_sync()
+            )
             with sync:
                 terms, _ = self._forward(mb.to(self.device, non_blocking=True), factors, kl_scale)
                 loss = terms.total / len(micro_batches)

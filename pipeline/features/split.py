@@ -4,6 +4,7 @@ An utterance's split depends only on its own id and the salt, so adding utteranc
 corpus never moves existing ones between splits (a model never trains on yesterday's
 validation data).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -9,14 +9,16 @@
   (each term's own gradient norm over the sum): a term that dominates or vanishes is a
   weighting problem — the mel_loss_weight question, answered on your data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from model.losses import LossWeights, combine
-from model.objective import LossSettings, raw_losses
+from model.config import LossSettings, LossWeights
+from model.losses import combine
+from model.objective import raw_losses
 from model.tts import HamgaraTTS, TTSBatch
 
 
@@ -87,7 +89,9 @@ def gradient_flow(model: HamgaraTTS, batch: TTSBatch, settings: LossSettings, we
     return norms
 
 
-def gradient_shares(model: HamgaraTTS, batch: TTSBatch, settings: LossSettings, weights: LossWeights) -> dict[str, float]:
+def gradient_shares(
+    model: HamgaraTTS, batch: TTSBatch, settings: LossSettings, weights: LossWeights
+) -> dict[str, float]:
     """Each weighted term's share of the summed per-term gradient norms (KL at full weight)."""
     model.train()
     torch.manual_seed(0)

@@ -1,4 +1,5 @@
 """Figures a person can check by eye."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +10,10 @@ matplotlib.use("Agg")  # files only; no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.atomic import atomic_path  # noqa: E402
+from pipeline.common.atomic import atomic_path  # noqa: E402
 
 
-def alignment_figure(
-    path: Path, soft_log: np.ndarray, durations: np.ndarray, symbols: list[str], title: str
-) -> None:
+def alignment_figure(path: Path, soft_log: np.ndarray, durations: np.ndarray, symbols: list[str], title: str) -> None:
     """The soft alignment (tokens x frames) with the hard Viterbi path drawn over it."""
     frames, n_tokens = soft_log.shape
     fig, ax = plt.subplots(figsize=(max(6.0, frames / 40), max(4.0, n_tokens / 6)))

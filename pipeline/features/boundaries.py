@@ -6,6 +6,7 @@ clipped to the audio that was kept. Word k of the token sequence spans its phone
 word separators and punctuation are not part of a word, so a pause held in a comma does not
 stretch the word before it.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,9 +90,7 @@ def merge_reference(reference: list[tuple[float, float]], sizes: list[int]) -> l
     return out
 
 
-def boundary_errors(
-    predicted: list[tuple[float, float]], reference: list[tuple[float, float]]
-) -> np.ndarray | None:
+def boundary_errors(predicted: list[tuple[float, float]], reference: list[tuple[float, float]]) -> np.ndarray | None:
     """Absolute errors (seconds) of every word start and end; None when word counts differ."""
     if len(predicted) != len(reference) or not predicted:
         return None
@@ -100,9 +99,7 @@ def boundary_errors(
     return np.abs(p - r)
 
 
-def load_reference_words(
-    corpus: Path, utt_id: str, offset: float, duration: float
-) -> list[tuple[float, float]] | None:
+def load_reference_words(corpus: Path, utt_id: str, offset: float, duration: float) -> list[tuple[float, float]] | None:
     """Festival's word (start, end) for one utterance, shifted by -offset (the trimmed lead)
     and clipped to [0, duration] (trimming can cut into a quiet first or last phone)."""
     path = corpus / "alignments" / f"{utt_id}.json"
@@ -145,7 +142,9 @@ def corpus_accuracy(
     """Word-boundary accuracy of durations against the reference timings the corpus carries
     (`alignments/<id>.json`); {} when it carries none (a user's own corpus)."""
     refs = {
-        i: load_reference_words(corpus_dirs[i], ids[i], float(trim_start[i]), float(durations[i].sum()) * seconds_per_frame)
+        i: load_reference_words(
+            corpus_dirs[i], ids[i], float(trim_start[i]), float(durations[i].sum()) * seconds_per_frame
+        )
         for i in range(len(ids))
     }
     have = [i for i, r in refs.items() if r is not None]

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import librosa
 import numpy as np
 import soundfile as sf
 
 from pipeline.config import ValidateConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -64,3 +67,24 @@ def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
         "trail_silence": trail,
         "silence_share": min(1.0, (lead + trail) / duration),
     }
+
+
+def load_waveform(path: str, target_sr: int, trim_top_db: float, peak: float) -> tuple[torch.Tensor, float]:
+    """Read audio -> mono float32 at target_sr, silence-trimmed, peak-normalized.
+
+    Returns the waveform and the seconds trimmed from its start (to map timings back).
+    """
+    import torch  # lazily: the validate stage reads audio facts from this module without torch
+    import torchaudio
+
+    data, sr = read_audio(path)
+    wave = torch.from_numpy(data.mean(axis=1))
+    if sr != target_sr:
+        wave = torchaudio.functional.resample(wave, sr, target_sr)
+    y = wave.numpy()
+    _, (start, end) = librosa.effects.trim(y, top_db=trim_top_db, frame_length=1024, hop_length=256)
+    y = y[start:end]
+    m = float(np.abs(y).max()) if len(y) else 0.0
+    if m > 0:
+        y = y * (peak / m)
+    return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)), start / target_sr

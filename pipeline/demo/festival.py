@@ -5,6 +5,7 @@ sentence, so a whole batch goes through one `festival -b` run of a generated Sch
 The script also prints festival's own phone and word timings: they are the true alignment of
 the audio, which later scores the aligner.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
+
+from pipeline.common.stage import RunAborted
 
 # Module attribute rather than a constant inside the functions, so tests can point it elsewhere.
 FESTIVAL_EXECUTABLE = "festival"
@@ -31,7 +34,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SAFE_VOICE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-class FestivalError(RuntimeError):
+class FestivalError(RunAborted):
     """Festival is missing, lacks the voice, failed, or wrote audio that does not match its timings."""
 
 
@@ -76,10 +79,7 @@ def scheme_string(text: str) -> str:
 def _voice_check(voice: str) -> str:
     # voice.list only lists installed voices; printing a marker lets Python tell a missing
     # voice apart from any other failure and name the package to install.
-    return (
-        f"(if (not (member '{voice} (voice.list)))\n"
-        f'  (begin (format t "{_MARK}\\tNOVOICE\\n") (exit 3)))\n'
-    )
+    return f'(if (not (member \'{voice} (voice.list)))\n  (begin (format t "{_MARK}\\tNOVOICE\\n") (exit 3)))\n'
 
 
 def _script(items: list[tuple[str, str]], wav_dir: Path, voice: str, sample_rate: int) -> str:
@@ -94,10 +94,10 @@ def _script(items: list[tuple[str, str]], wav_dir: Path, voice: str, sample_rate
             f"(utt.wave.resample utt {int(sample_rate)})\n"
             f"(utt.save.wave utt {wav} 'riff)\n"
             f'(format t "{_MARK}\\tBEGIN\\t%s\\n" {scheme_string(utt_id)})\n'
-            "(mapcar (lambda (s) (format t \"" + _MARK + "\\tP\\t%s\\t%f\\t%f\\n\""
+            '(mapcar (lambda (s) (format t "' + _MARK + '\\tP\\t%s\\t%f\\t%f\\n"'
             ' (item.name s) (item.feat s "segment_start") (item.feat s "end")))'
             " (utt.relation.items utt 'Segment))\n"
-            "(mapcar (lambda (w) (format t \"" + _MARK + "\\tW\\t%s\\t%f\\t%f\\n\""
+            '(mapcar (lambda (w) (format t "' + _MARK + '\\tW\\t%s\\t%f\\t%f\\n"'
             ' (item.name w) (item.feat w "word_start") (item.feat w "word_end")))'
             " (utt.relation.items utt 'Word))\n"
             f'(format t "{_MARK}\\tEND\\t%s\\n" {scheme_string(utt_id)})\n'
@@ -152,14 +152,11 @@ def _check_wav(path: Path, timings: Timings, sample_rate: int) -> None:
     last_end = timings.phones[-1].end
     if abs(info.duration - last_end) > DURATION_TOLERANCE:
         raise FestivalError(
-            f"{path}: audio lasts {info.duration:.3f} s but festival's last phone ends at "
-            f"{last_end:.3f} s"
+            f"{path}: audio lasts {info.duration:.3f} s but festival's last phone ends at {last_end:.3f} s"
         )
 
 
-def synthesize_batch(
-    items: list[tuple[str, str]], wav_dir: Path, voice: str, sample_rate: int
-) -> dict[str, Timings]:
+def synthesize_batch(items: list[tuple[str, str]], wav_dir: Path, voice: str, sample_rate: int) -> dict[str, Timings]:
     """Synthesize each (utt_id, text) to `wav_dir/<utt_id>.wav` with one festival process.
 
     The wavs are mono 16-bit PCM at `sample_rate`. Returns festival's phone and word timings
@@ -199,8 +196,8 @@ def synthesize_batch(
     if f"{_MARK}\tNOVOICE" in proc.stdout:
         raise FestivalError(
             f"festival voice {voice!r} is not installed (festival lists: voice.list). "
-            f"Install it with: {INSTALL_HINT}" + ("" if voice == "cmu_us_slt_arctic_hts" else
-                                                  f", or the Debian package that provides {voice}")
+            f"Install it with: {INSTALL_HINT}"
+            + ("" if voice == "cmu_us_slt_arctic_hts" else f", or the Debian package that provides {voice}")
         )
     timings = _parse(proc.stdout)
     missing = [i for i in ids if i not in timings]

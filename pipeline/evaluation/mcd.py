@@ -13,6 +13,7 @@ pysptk ship as sources to compile), so absolute values run somewhat higher than 
 WORLD-based MCD; comparisons within Hamgara (model vs the Griffin-Lim ceiling, run vs run)
 are like for like.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -78,5 +79,7 @@ def mcd_dtw(reference: np.ndarray, test: np.ndarray) -> float:
 
 def trim_silence(wave: np.ndarray, top_db: float = 40.0) -> np.ndarray:
     """The wave without leading/trailing silence, so silence does not pad the average."""
-    trimmed, _ = librosa.effects.trim(np.asarray(wave, dtype=np.float32), top_db=top_db, frame_length=1024, hop_length=256)
+    trimmed, _ = librosa.effects.trim(
+        np.asarray(wave, dtype=np.float32), top_db=top_db, frame_length=1024, hop_length=256
+    )
     return trimmed if len(trimmed) else np.asarray(wave, dtype=np.float32)

@@ -13,19 +13,20 @@ that is rewritten atomically after every flushed batch, so a killed run resumes 
 last batch; the finished store is renamed into place in one step, so a later stage never
 reads a half-written store.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import zarr
 
-from pipeline.atomic import atomic_path, write_json
+from pipeline.common.atomic import atomic_path, write_json
 
 FORMAT_VERSION = 2
 LEDGER = "progress.json"
@@ -147,8 +148,12 @@ class FeatureWriter:
         led = self.ledger
         g = self.group
         n_tokens = int(sum(led.n_tokens))
-        g.create_array("mel_offsets", data=np.concatenate([[0], np.cumsum(led.frames)]).astype(np.int64), overwrite=True)
-        g.create_array("token_offsets", data=np.concatenate([[0], np.cumsum(led.n_tokens)]).astype(np.int64), overwrite=True)
+        g.create_array(
+            "mel_offsets", data=np.concatenate([[0], np.cumsum(led.frames)]).astype(np.int64), overwrite=True
+        )
+        g.create_array(
+            "token_offsets", data=np.concatenate([[0], np.cumsum(led.n_tokens)]).astype(np.int64), overwrite=True
+        )
         g.create_array("trim_start", data=np.asarray(led.trim_start, dtype=np.float32), overwrite=True)
         for name, values in per_utt.items():
             if len(values) != len(led.ids):

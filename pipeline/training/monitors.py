@@ -1,6 +1,7 @@
 """Monitoring convergence: the loss EMA, the slope over a window, plateau LR reduction and
 early stopping. Plain state machines with state_dict/load_state_dict, so a resumed run
 continues exactly where it stopped."""
+
 from __future__ import annotations
 
 from collections import deque

@@ -18,6 +18,7 @@ same everywhere; a signal on any rank stops all of them at the same step. At the
 ranks compare weight fingerprints and the run fails loudly if they drifted apart. Resume is
 exact for a single process; a data-parallel resume restores rank 0's RNG on every rank.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,14 +35,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.tts import HamgaraTTS, TTSBatch
-from pipeline.atomic import atomic_path, worker_count
-from pipeline.config import loss_settings, loss_weights, store_model_config, train_configs
-from pipeline.dataset import BucketBatchSampler, FeatureDataset, collate
-from pipeline.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
-from pipeline.durations import resolve_device
-from pipeline.feature_store import FeatureStore
-from pipeline.split import TRAIN, VAL
-from pipeline.trainer import Trainer
+from pipeline.common.atomic import atomic_path
+from pipeline.common.runtime import resolve_device, worker_count
+from pipeline.config import store_model_config, train_config
+from pipeline.features.split import TRAIN, VAL
+from pipeline.features.store import FeatureStore
+from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, collate
+from pipeline.training.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
+from pipeline.training.step import Trainer
 
 SYNTHESIS_ATTRS = ("symbols", "frontend", "speakers", "languages", "mel", "mel_mean", "mel_std", "features")
 
@@ -58,8 +59,11 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     out = []
     for section in a:
         if isinstance(a[section], dict):
-            out += [f"{section}.{k}" for k in sorted(set(a[section]) | set(b.get(section, {})))
-                    if a[section].get(k) != b.get(section, {}).get(k)]
+            out += [
+                f"{section}.{k}"
+                for k in sorted(set(a[section]) | set(b.get(section, {})))
+                if a[section].get(k) != b.get(section, {}).get(k)
+            ]
         elif a[section] != b.get(section):
             out.append(section)
     return out
@@ -72,7 +76,7 @@ class _Stop:
         self.signal: int | None = None
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "_Stop":
+    def __enter__(self) -> _Stop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -108,7 +112,7 @@ def fit(
 ) -> dict[str, Any]:
     """Train until max_steps or early stopping; returns the summary. `stop_after` ends the run
     after that many steps of this call, as a signal would (tests use it to interrupt)."""
-    ctx = init_distributed(train_configs(params)[1].device)
+    ctx = init_distributed(train_config(params).device)
     try:
         summary = _fit(ctx, store_path, params, models, live_dir, progress and ctx.is_main, stop_after)
     except BaseException:
@@ -128,11 +132,11 @@ def _fit(
     progress: bool,
     stop_after: int | None,
 ) -> dict[str, Any]:
-    tcfg, rcfg = train_configs(params)
-    device = resolve_device(rcfg.device)
+    cfg = train_config(params)
+    device = resolve_device(cfg.device)
     if device.type == "cuda" and ctx.active:
         device = torch.device("cuda", ctx.local_rank)
-    torch.manual_seed(rcfg.seed)
+    torch.manual_seed(cfg.seed)
     store = FeatureStore(store_path)
     attrs = store.attrs
     mcfg = store_model_config(params, attrs)
@@ -142,25 +146,29 @@ def _fit(
         forward = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    trainer = Trainer(model, tcfg, loss_settings(params, mcfg.reduction), loss_weights(params), device, ctx, forward)
+    trainer = Trainer(model, cfg, cfg.loss_settings(mcfg.reduction), cfg.loss_weights(), device, ctx, forward)
 
     train_set = FeatureDataset(store_path, [TRAIN])
     val_set = FeatureDataset(store_path, [VAL])
     if len(train_set) == 0:
         raise ValueError(f"{store_path}: no training utterances")
-    sampler = BucketBatchSampler(train_set.frames, rcfg.batch_size, rcfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+    sampler = BucketBatchSampler(train_set.frames, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
     loader_kw: dict[str, Any] = {
         "collate_fn": collate,
-        "num_workers": min(rcfg.num_workers, worker_count(0)),
+        "num_workers": min(cfg.num_workers, worker_count(0)),
         "pin_memory": device.type == "cuda",
         # Its own generator: a loader drawing its worker seed from the global RNG would shift
         # the dropout masks of a resumed run.
-        "generator": torch.Generator().manual_seed(rcfg.seed),
+        "generator": torch.Generator().manual_seed(cfg.seed),
     }
-    val_batches = [
-        collate([val_set[i] for i in b])[0]
-        for b in BucketBatchSampler(val_set.frames, rcfg.batch_size, rcfg.seed, shuffle=False).batches(0)
-    ] if len(val_set) else []
+    val_batches = (
+        [
+            collate([val_set[i] for i in b])[0]
+            for b in BucketBatchSampler(val_set.frames, cfg.batch_size, cfg.seed, shuffle=False).batches(0)
+        ]
+        if len(val_set)
+        else []
+    )
 
     identity = run_identity(params, attrs)
     last, best = models / "last.pt", models / "best.pt"
@@ -171,10 +179,15 @@ def _fit(
         if ctx.active:
             torch.distributed.barrier()  # every rank has read last.pt before rank 0 may move it
         if diff:
-            aside = models / f"last-{hashlib.sha256(json.dumps(ckpt['identity'], sort_keys=True, default=str).encode()).hexdigest()[:10]}.pt"
+            aside = (
+                models
+                / f"last-{hashlib.sha256(json.dumps(ckpt['identity'], sort_keys=True, default=str).encode()).hexdigest()[:10]}.pt"
+            )
             if ctx.is_main:
                 last.rename(aside)
-                print(f"train: not resuming {last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh")
+                print(
+                    f"train: not resuming {last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh"
+                )
         else:
             trainer.load_state_dict(ckpt["trainer"])
             epoch, position, best_val = ckpt["epoch"], ckpt["position"], ckpt["best_val"]
@@ -193,19 +206,28 @@ def _fit(
     def checkpoint() -> None:
         if not ctx.is_main:
             return
-        _save(last, {
-            "trainer": trainer.state_dict(), "epoch": epoch, "position": position, "best_val": best_val,
-            "wall_seconds": wall_seconds(),
-            "identity": identity, "model_config": dataclasses.asdict(mcfg), "params": params, **synthesis,
-        })
+        _save(
+            last,
+            {
+                "trainer": trainer.state_dict(),
+                "epoch": epoch,
+                "position": position,
+                "best_val": best_val,
+                "wall_seconds": wall_seconds(),
+                "identity": identity,
+                "model_config": dataclasses.asdict(mcfg),
+                "params": params,
+                **synthesis,
+            },
+        )
 
     models.mkdir(parents=True, exist_ok=True)
     live = _open_live(live_dir, resumed, trainer.step) if ctx.is_main else None
     steps_this_call = 0
     stopped_early = interrupted = False
-    bar = tqdm(total=rcfg.max_steps, initial=trainer.step, desc="train", unit="step", disable=not progress)
+    bar = tqdm(total=cfg.max_steps, initial=trainer.step, desc="train", unit="step", disable=not progress)
     with _Stop() as stop:
-        while trainer.step < rcfg.max_steps and not stopped_early:
+        while trainer.step < cfg.max_steps and not stopped_early:
             batches = sampler.batches(epoch)
             loader = DataLoader(train_set, batch_sampler=batches[position:], **loader_kw)
             group: list[TTSBatch] = []
@@ -215,7 +237,7 @@ def _fit(
                 group.append(batch)
                 paddings.append(padding)
                 position += 1
-                if len(group) < tcfg.grad_accumulation:
+                if len(group) < cfg.grad_accumulation:
                     continue
                 frames = sum(int(b.frame_mask.sum()) for b in group)
                 log = trainer.train_step(group)
@@ -231,7 +253,7 @@ def _fit(
                     for k, v in log.items():
                         if np.isfinite(v):
                             live.log_metric(f"train/{k}", v)
-                if val_batches and trainer.step % rcfg.val_every == 0:
+                if val_batches and trainer.step % cfg.val_every == 0:
                     val = trainer.validate(val_batches)
                     val["val/wall_seconds"] = wall_seconds()
                     if live is not None:
@@ -240,8 +262,16 @@ def _fit(
                     if val["val_mel_loss"] < best_val:
                         best_val = val["val_mel_loss"]
                         if ctx.is_main:
-                            _save(best, {"model": model.state_dict(), "model_config": dataclasses.asdict(mcfg),
-                                         "step": trainer.step, "val_mel_loss": best_val, **synthesis})
+                            _save(
+                                best,
+                                {
+                                    "model": model.state_dict(),
+                                    "model_config": dataclasses.asdict(mcfg),
+                                    "step": trainer.step,
+                                    "val_mel_loss": best_val,
+                                    **synthesis,
+                                },
+                            )
                     stopped_early = bool(val["stop"])
                 if live is not None:
                     live.next_step()
@@ -249,12 +279,12 @@ def _fit(
                 bar.set_postfix(loss=f"{log.get('loss_ema', float('nan')):.3f}", lr=f"{log['lr']:.1e}")
                 group, paddings = [], []
                 steps_this_call += 1
-                if trainer.step % rcfg.checkpoint_every == 0:
+                if trainer.step % cfg.checkpoint_every == 0:
                     checkpoint()
                 interrupted = ctx.any_true(
                     stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after)
                 )
-                if interrupted or trainer.step >= rcfg.max_steps or stopped_early:
+                if interrupted or trainer.step >= cfg.max_steps or stopped_early:
                     break
                 t0 = time.perf_counter()
             else:
@@ -264,14 +294,20 @@ def _fit(
                 bar.close()
                 if live is not None:
                     live.end()
-                raise KeyboardInterrupt(f"train: stopped by signal at step {trainer.step}; {last} saved, rerun to resume")
+                raise KeyboardInterrupt(f"stopped by signal at step {trainer.step}; {last} saved, rerun to resume")
     bar.close()
     checkpoint()
     digests = ctx.gather(parameter_digest(model))
     if max(digests) - min(digests) > 1e-6 * max(1.0, abs(digests[0])):
         raise RuntimeError(f"train: data-parallel ranks ended with different weights (digests {digests})")
-    summary = {"steps": trainer.step, "best_val_mel_loss": best_val, "skipped_steps": trainer.skipped,
-               "early_stopped": stopped_early, "ranks": ctx.world_size, "wall_seconds": round(wall_seconds(), 1)}
+    summary = {
+        "steps": trainer.step,
+        "best_val_mel_loss": best_val,
+        "skipped_steps": trainer.skipped,
+        "early_stopped": stopped_early,
+        "ranks": ctx.world_size,
+        "wall_seconds": round(wall_seconds(), 1),
+    }
     if live is not None:
         for k, v in summary.items():
             live.summary[k] = v

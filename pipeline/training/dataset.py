@@ -5,6 +5,7 @@ reads only its own slices. Batches group utterances of similar length so that li
 batch is padding; the order of batches is shuffled per epoch from a seed, and a batch list
 can be sharded over data-parallel ranks (every rank gets the same number of batches).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -16,11 +17,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from model.tts import TTSBatch
-from pipeline.feature_store import FeatureStore
+from pipeline.features.store import FeatureStore
 
 
 class FeatureDataset(Dataset):
-    """Utterances of the given splits (codes of pipeline/split.py), mels normalized with the
+    """Utterances of the given splits (codes of pipeline/features/split.py), mels normalized with the
     store's training-split statistics."""
 
     def __init__(self, path: str | Path, splits: Sequence[int]) -> None:

@@ -1,0 +1,1 @@
+"""The embedded demo corpus: a sentence grammar of our own, spoken by festival."""
