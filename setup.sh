@@ -3,7 +3,7 @@
 #   ./setup.sh repro   install everything (apt packages, .venv) and run the DVC pipeline on the demo
 #                      (corpus -> validate -> precompute -> train -> evaluate), as the experiment
 #                      `cpu-demo-<time>` with the CPU-budget overrides below
-#   ./setup.sh test    install everything plus test dependencies and run the test suite
+#   ./setup.sh test    install everything plus test dependencies, then ruff and the test suite
 # Re-running is cheap: the venv is reused while pyproject.toml is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -92,6 +92,10 @@ case "${1:-}" in
   test)
     install_apt
     install_venv "[test]"
+    log "ruff: lint and import order, then formatting (configured in pyproject.toml)"
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    log "pytest (the suite reads the committed params.yaml, not the workspace copy an experiment rewrote)"
     "$VENV/bin/python" -m pytest "${@:2}"
     ;;
   *)

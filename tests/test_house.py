@@ -207,3 +207,42 @@ def test_a_typo_in_train_is_refused_with_a_suggestion() -> None:
     params["train"]["val_evry"] = 5
     with pytest.raises(cfg.ConfigError, match=r"train\.val_evry \(did you mean train\.val_every\?\)"):
         cfg.train_config(params)
+
+
+# --- tests independent of the workspace -----------------------------------------------------------
+
+
+def demo_overrides() -> dict[str, str]:
+    """The `-S key=value` overrides `./setup.sh repro` passes to `dvc exp run` (its CPU_DEMO array)."""
+    text = (REPO / "setup.sh").read_text(encoding="utf-8")
+    body = re.search(r"CPU_DEMO=\((.*?)\)", text, re.S)
+    assert body, "setup.sh has no CPU_DEMO=(...) array"
+    pairs = [item.split("=", 1) for item in body.group(1).split()]
+    return dict(pairs)
+
+
+def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(tmp_path: Path) -> None:
+    # `dvc exp run -S ...` writes its overrides into the workspace params.yaml; the suite must
+    # still see the documented defaults. Build a checkout, commit its params, then rewrite them
+    # the way the demo does.
+    import subprocess
+
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    defaults = committed_params()
+    (repo / "params.yaml").write_text(yaml.safe_dump(defaults, sort_keys=False), encoding="utf-8")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@hamgara", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "params.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "defaults"], check=True)
+    changed = copy.deepcopy(defaults)
+    overrides = demo_overrides()
+    assert overrides["model.decoder"] == "parallel"  # the override that broke test_fit before
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        changed[section][name] = yaml.safe_load(value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False), encoding="utf-8")
+
+    assert committed_params(repo) == defaults
+    assert committed_params(repo)["model"]["decoder"] != changed["model"]["decoder"]
+    cfg.train_config(committed_params(repo))  # and the defaults still build
