@@ -246,3 +246,30 @@ def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(tm
     assert committed_params(repo) == defaults
     assert committed_params(repo)["model"]["decoder"] != changed["model"]["decoder"]
     cfg.train_config(committed_params(repo))  # and the defaults still build
+
+
+# --- layout ---------------------------------------------------------------------------------------
+
+# The top of pipeline/ is the commands plus the config; everything else lives in a subpackage.
+TOP_LEVEL = {"__init__", "cli", "config", "corpus", "validate", "precompute", "train", "evaluate", "synth", "doctor"}
+TOP_LEVEL |= {"model_info"}
+
+
+def test_the_top_of_pipeline_holds_only_the_commands_and_the_config() -> None:
+    assert {p.stem for p in (REPO / "pipeline").glob("*.py")} == TOP_LEVEL
+
+
+def test_no_module_imports_a_command_module() -> None:
+    # A command is an entry point: library code (and other commands) must not depend on one,
+    # or a change to a command's printing would rerun the stages that import it.
+    commands = {f"pipeline.{m}" for m in TOP_LEVEL - {"__init__", "config"}}
+    offenders = []
+    for path in [*REPO.glob("pipeline/**/*.py"), *REPO.glob("model/**/*.py")]:
+        for name in imported_modules(path) & commands:
+            offenders.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not offenders, offenders
+
+
+def test_every_library_module_sits_in_a_subpackage_named_for_its_concern() -> None:
+    packages = {p.parent.name for p in (REPO / "pipeline").glob("*/__init__.py")}
+    assert packages == {"common", "demo", "data", "features", "training", "evaluation"}
