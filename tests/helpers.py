@@ -29,7 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 def committed_params(repo: Path = REPO) -> dict[str, Any]:
     """params.yaml as committed at HEAD of `repo` (the documented defaults), whatever the
     workspace copy says now. Outside a git checkout (an unpacked archive) the workspace copy
-    is all there is, and it is read instead."""
+    is all there is, and it is read instead. A developer changing params.yaml's keys together
+    with the configs points HAMGARA_TEST_PARAMS at the edited file until it is committed."""
+    override = os.environ.get("HAMGARA_TEST_PARAMS")
+    if override:
+        return yaml.safe_load(Path(override).read_text(encoding="utf-8"))
     try:
         text = subprocess.run(
             ["git", "-C", str(repo), "show", "HEAD:params.yaml"], check=True, capture_output=True, text=True

@@ -221,12 +221,15 @@ def demo_overrides() -> dict[str, str]:
     return dict(pairs)
 
 
-def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(tmp_path: Path) -> None:
+def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # `dvc exp run -S ...` writes its overrides into the workspace params.yaml; the suite must
     # still see the documented defaults. Build a checkout, commit its params, then rewrite them
     # the way the demo does.
     import subprocess
 
+    monkeypatch.delenv("HAMGARA_TEST_PARAMS", raising=False)
     repo = tmp_path / "checkout"
     repo.mkdir()
     defaults = committed_params()

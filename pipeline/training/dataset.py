@@ -8,14 +8,15 @@ can be sharded over data-parallel ranks (every rank gets the same number of batc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
+from model.layers import lengths_to_mask
 from model.tts import TTSBatch
 from pipeline.features.store import FeatureStore
 
@@ -70,23 +71,24 @@ def collate(items: list[dict[str, Any]]) -> tuple[TTSBatch, float]:
         mels[k, : frame_lens[k]] = it["mel"]
     batch = TTSBatch(
         tokens=tokens,
-        token_mask=torch.arange(n)[None, :] < token_lens[:, None],
+        token_mask=lengths_to_mask(token_lens, n),
         speakers=torch.tensor([it["speaker"] for it in items]),
         languages=torch.tensor([it["language"] for it in items]),
         mels=mels,
-        frame_mask=torch.arange(t)[None, :] < frame_lens[:, None],
+        frame_mask=lengths_to_mask(frame_lens, t),
         durations=durations,
     )
     return batch, 1.0 - float(frame_lens.sum()) / (b * t)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler:
     """Batches of similar-length utterances; shuffled per epoch; sharded over ranks.
 
     Utterances are ordered by length (ties broken by a seeded shuffle), cut into batches, and
     the batches shuffled (seed + epoch). With `world_size` > 1 each rank takes every
     world_size-th batch, the list first padded by repeating batches so that every rank gets
-    the same count (DistributedSampler's contract)."""
+    the same count (DistributedSampler's contract). The list `batches(epoch)` returns is what
+    the DataLoader takes as its batch_sampler, cut at the saved position on resume."""
 
     def __init__(
         self,
@@ -100,11 +102,6 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose order __iter__ yields."""
-        self.epoch = epoch
 
     def batches(self, epoch: int) -> list[list[int]]:
         """This rank's batches for `epoch`, deterministically."""
@@ -119,9 +116,6 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches = batches + batches[:short]
             batches = batches[self.rank :: self.world_size]
         return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches(self.epoch))
 
     def __len__(self) -> int:
         n = -(-len(self.lengths) // self.batch_size)

@@ -22,8 +22,6 @@ exact for a single process; a data-parallel resume restores rank 0's RNG on ever
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import signal
 import time
 from pathlib import Path
@@ -36,10 +34,12 @@ from tqdm import tqdm
 
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.common.atomic import atomic_path
+from pipeline.common.hashing import stable_hash
 from pipeline.common.runtime import resolve_device, worker_count
 from pipeline.config import store_model_config, train_config
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
+from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, collate
 from pipeline.training.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
 from pipeline.training.step import Trainer
@@ -50,7 +50,7 @@ SYNTHESIS_ATTRS = ("symbols", "frontend", "speakers", "languages", "mel", "mel_m
 def run_identity(params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: model and train params, and the data."""
     data = {k: attrs[k] for k in (*SYNTHESIS_ATTRS, "ids", "features", "align")}
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    digest = stable_hash(data)
     train = {k: v for k, v in params["train"].items() if k != "max_steps"}
     return {"model": params["model"], "train": train, "data": digest}
 
@@ -114,7 +114,7 @@ def fit(
     after that many steps of this call, as a signal would (tests use it to interrupt)."""
     ctx = init_distributed(train_config(params).device)
     try:
-        summary = _fit(ctx, store_path, params, models, live_dir, progress and ctx.is_main, stop_after)
+        summary = TrainingRun(ctx, store_path, params, models, live_dir, progress and ctx.is_main, stop_after).run()
     except BaseException:
         # No barrier: the other ranks may be stuck in a collective; torchrun stops them.
         shutdown_distributed(ctx, wait=False)
@@ -123,193 +123,254 @@ def fit(
     return summary
 
 
-def _fit(
-    ctx: DistContext,
-    store_path: Path,
-    params: dict[str, Any],
-    models: Path,
-    live_dir: Path,
-    progress: bool,
-    stop_after: int | None,
-) -> dict[str, Any]:
-    cfg = train_config(params)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and ctx.active:
-        device = torch.device("cuda", ctx.local_rank)
-    torch.manual_seed(cfg.seed)
-    store = FeatureStore(store_path)
-    attrs = store.attrs
-    mcfg = store_model_config(params, attrs)
-    model = HamgaraTTS(mcfg).to(device)
-    forward: torch.nn.Module = model
-    if ctx.active:
-        forward = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    trainer = Trainer(model, cfg, cfg.loss_settings(mcfg.reduction), cfg.loss_weights(), device, ctx, forward)
+class TrainingRun:
+    """One call of `fit`: builds the model, trainer and data, resumes from last.pt when the run
+    identity matches, then steps, validates and checkpoints until done or interrupted.
 
-    train_set = FeatureDataset(store_path, [TRAIN])
-    val_set = FeatureDataset(store_path, [VAL])
-    if len(train_set) == 0:
-        raise ValueError(f"{store_path}: no training utterances")
-    sampler = BucketBatchSampler(train_set.frames, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
-    loader_kw: dict[str, Any] = {
-        "collate_fn": collate,
-        "num_workers": min(cfg.num_workers, worker_count(0)),
-        "pin_memory": device.type == "cuda",
-        # Its own generator: a loader drawing its worker seed from the global RNG would shift
-        # the dropout masks of a resumed run.
-        "generator": torch.Generator().manual_seed(cfg.seed),
-    }
-    val_batches = (
-        [
-            collate([val_set[i] for i in b])[0]
-            for b in BucketBatchSampler(val_set.frames, cfg.batch_size, cfg.seed, shuffle=False).batches(0)
-        ]
-        if len(val_set)
-        else []
-    )
+    The set-up order is fixed: the model is built right after seeding and the RNG states of a
+    resumed run are restored after everything that draws from them, so resume is exact."""
 
-    identity = run_identity(params, attrs)
-    last, best = models / "last.pt", models / "best.pt"
-    epoch, position, best_val, resumed, elapsed_before = 0, 0, float("inf"), False, 0.0
-    if last.is_file():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        diff = _differences(identity, ckpt["identity"])
+    def __init__(
+        self,
+        ctx: DistContext,
+        store_path: Path,
+        params: dict[str, Any],
+        models: Path,
+        live_dir: Path,
+        progress: bool,
+        stop_after: int | None,
+    ) -> None:
+        self.ctx, self.store_path, self.params, self.models = ctx, store_path, params, models
+        self.live_dir, self.progress, self.stop_after = live_dir, progress, stop_after
+        self.cfg = train_config(params)
+        self._set_up()
+        self._make_data()
+        self.identity = run_identity(params, self.attrs)
+        self.last, self.best = models / "last.pt", models / "best.pt"
+        self.epoch, self.position, self.best_val = 0, 0, float("inf")
+        self.resumed, self.elapsed_before = False, 0.0
+        self._resume()
+        self.synthesis = {k: self.attrs[k] for k in SYNTHESIS_ATTRS}
+        self.started = time.perf_counter()
+        self.steps_this_call = 0
+        self.stopped_early = False
+        self.live: Any = None
+        self.bar: Any = None
+
+    def _set_up(self) -> None:
+        """Device, seed, store, model (DDP-wrapped under torchrun) and trainer."""
+        ctx, cfg = self.ctx, self.cfg
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and ctx.active:
+            self.device = torch.device("cuda", ctx.local_rank)
+        torch.manual_seed(cfg.seed)
+        self.attrs = FeatureStore(self.store_path).attrs
+        self.mcfg = store_model_config(self.params, self.attrs)
+        self.model = HamgaraTTS(self.mcfg).to(self.device)
+        forward: torch.nn.Module = self.model
         if ctx.active:
+            forward = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.trainer = Trainer(
+            self.model, cfg, cfg.loss_settings(self.mcfg.reduction), cfg.loss_weights(), self.device, ctx, forward
+        )
+
+    def _make_data(self) -> None:
+        """The training set, its sampler and DataLoader settings, and the validation batches."""
+        cfg = self.cfg
+        self.train_set = FeatureDataset(self.store_path, [TRAIN])
+        val_set = FeatureDataset(self.store_path, [VAL])
+        if len(self.train_set) == 0:
+            raise ValueError(f"{self.store_path}: no training utterances")
+        self.sampler = BucketBatchSampler(
+            self.train_set.frames, cfg.batch_size, cfg.seed, rank=self.ctx.rank, world_size=self.ctx.world_size
+        )
+        self.loader_kw: dict[str, Any] = {
+            "collate_fn": collate,
+            "num_workers": min(cfg.num_workers, worker_count(0)),
+            "pin_memory": self.device.type == "cuda",
+            # Its own generator: a loader drawing its worker seed from the global RNG would shift
+            # the dropout masks of a resumed run.
+            "generator": torch.Generator().manual_seed(cfg.seed),
+        }
+        self.val_batches = (
+            [
+                collate([val_set[i] for i in b])[0]
+                for b in BucketBatchSampler(val_set.frames, cfg.batch_size, cfg.seed, shuffle=False).batches(0)
+            ]
+            if len(val_set)
+            else []
+        )
+
+    def _resume(self) -> None:
+        """Continue from last.pt when it was made with the same identity; else set it aside."""
+        if not self.last.is_file():
+            return
+        ckpt = load_checkpoint(self.last, self.device)
+        diff = _differences(self.identity, ckpt["identity"])
+        if self.ctx.active:
             torch.distributed.barrier()  # every rank has read last.pt before rank 0 may move it
         if diff:
-            aside = (
-                models
-                / f"last-{hashlib.sha256(json.dumps(ckpt['identity'], sort_keys=True, default=str).encode()).hexdigest()[:10]}.pt"
-            )
-            if ctx.is_main:
-                last.rename(aside)
+            aside = self.models / f"last-{stable_hash(ckpt['identity'], 10)}.pt"
+            if self.ctx.is_main:
+                self.last.rename(aside)
                 print(
-                    f"train: not resuming {last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh"
+                    f"train: not resuming {self.last}: made with other settings ({', '.join(diff[:8])}); kept as {aside}; starting fresh"
                 )
-        else:
-            trainer.load_state_dict(ckpt["trainer"])
-            epoch, position, best_val = ckpt["epoch"], ckpt["position"], ckpt["best_val"]
-            elapsed_before = ckpt.get("wall_seconds", 0.0)
-            resumed = True
-            if ctx.is_main:
-                print(f"train: resuming from {last} at step {trainer.step}")
+            return
+        self.trainer.load_state_dict(ckpt["trainer"])
+        self.epoch, self.position, self.best_val = ckpt["epoch"], ckpt["position"], ckpt["best_val"]
+        self.elapsed_before = ckpt.get("wall_seconds", 0.0)
+        self.resumed = True
+        if self.ctx.is_main:
+            print(f"train: resuming from {self.last} at step {self.trainer.step}")
 
-    synthesis = {k: attrs[k] for k in SYNTHESIS_ATTRS}
-    started = time.perf_counter()
-
-    def wall_seconds() -> float:
+    def wall_seconds(self) -> float:
         """Training wall time over every call of this run (resumes included)."""
-        return elapsed_before + time.perf_counter() - started
+        return self.elapsed_before + time.perf_counter() - self.started
 
-    def checkpoint() -> None:
-        if not ctx.is_main:
+    def _checkpoint(self) -> None:
+        """Write last.pt (rank 0 only): trainer state, data position, and what synthesis needs."""
+        if not self.ctx.is_main:
             return
         _save(
-            last,
+            self.last,
             {
-                "trainer": trainer.state_dict(),
-                "epoch": epoch,
-                "position": position,
-                "best_val": best_val,
-                "wall_seconds": wall_seconds(),
-                "identity": identity,
-                "model_config": dataclasses.asdict(mcfg),
-                "params": params,
-                **synthesis,
+                "trainer": self.trainer.state_dict(),
+                "epoch": self.epoch,
+                "position": self.position,
+                "best_val": self.best_val,
+                "wall_seconds": self.wall_seconds(),
+                "identity": self.identity,
+                "model_config": dataclasses.asdict(self.mcfg),
+                "params": self.params,
+                **self.synthesis,
             },
         )
 
-    models.mkdir(parents=True, exist_ok=True)
-    live = _open_live(live_dir, resumed, trainer.step) if ctx.is_main else None
-    steps_this_call = 0
-    stopped_early = interrupted = False
-    bar = tqdm(total=cfg.max_steps, initial=trainer.step, desc="train", unit="step", disable=not progress)
-    with _Stop() as stop:
-        while trainer.step < cfg.max_steps and not stopped_early:
-            batches = sampler.batches(epoch)
-            loader = DataLoader(train_set, batch_sampler=batches[position:], **loader_kw)
-            group: list[TTSBatch] = []
-            paddings: list[float] = []
+    def run(self) -> dict[str, Any]:
+        """Train to max_steps or early stopping and return the summary; on SIGINT/SIGTERM (or
+        `stop_after`) save last.pt and raise KeyboardInterrupt."""
+        self.models.mkdir(parents=True, exist_ok=True)
+        self.live = _open_live(self.live_dir, self.resumed, self.trainer.step) if self.ctx.is_main else None
+        self.bar = tqdm(
+            total=self.cfg.max_steps, initial=self.trainer.step, desc="train", unit="step", disable=not self.progress
+        )
+        with _Stop() as stop:
+            while self.trainer.step < self.cfg.max_steps and not self.stopped_early:
+                if self._train_epoch(stop):
+                    self._interrupt()
+        return self._finish()
+
+    def _train_epoch(self, stop: _Stop) -> bool:
+        """Train on the rest of the current epoch, from the saved position; True when interrupted."""
+        batches = self.sampler.batches(self.epoch)
+        loader = DataLoader(self.train_set, batch_sampler=batches[self.position :], **self.loader_kw)
+        group: list[TTSBatch] = []
+        paddings: list[float] = []
+        t0 = time.perf_counter()
+        for batch, padding in loader:
+            group.append(batch)
+            paddings.append(padding)
+            self.position += 1
+            if len(group) < self.cfg.grad_accumulation:
+                continue
+            self._step(group, paddings, t0)
+            group, paddings = [], []
+            interrupted = self._after_step(stop)
+            if interrupted or self.trainer.step >= self.cfg.max_steps or self.stopped_early:
+                return interrupted
             t0 = time.perf_counter()
-            for batch, padding in loader:
-                group.append(batch)
-                paddings.append(padding)
-                position += 1
-                if len(group) < cfg.grad_accumulation:
-                    continue
-                frames = sum(int(b.frame_mask.sum()) for b in group)
-                log = trainer.train_step(group)
-                dt = time.perf_counter() - t0
-                log.update({"frames_per_s": frames / dt, "padding_share": float(np.mean(paddings))})
-                if device.type == "cuda":
-                    log["gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-                    try:
-                        log["gpu_utilization"] = float(torch.cuda.utilization())
-                    except Exception:  # pynvml missing or not permitted: skip the figure
-                        pass
-                if live is not None:
-                    for k, v in log.items():
-                        if np.isfinite(v):
-                            live.log_metric(f"train/{k}", v)
-                if val_batches and trainer.step % cfg.val_every == 0:
-                    val = trainer.validate(val_batches)
-                    val["val/wall_seconds"] = wall_seconds()
-                    if live is not None:
-                        for k, v in val.items():
-                            live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
-                    if val["val_mel_loss"] < best_val:
-                        best_val = val["val_mel_loss"]
-                        if ctx.is_main:
-                            _save(
-                                best,
-                                {
-                                    "model": model.state_dict(),
-                                    "model_config": dataclasses.asdict(mcfg),
-                                    "step": trainer.step,
-                                    "val_mel_loss": best_val,
-                                    **synthesis,
-                                },
-                            )
-                    stopped_early = bool(val["stop"])
-                if live is not None:
-                    live.next_step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{log.get('loss_ema', float('nan')):.3f}", lr=f"{log['lr']:.1e}")
-                group, paddings = [], []
-                steps_this_call += 1
-                if trainer.step % cfg.checkpoint_every == 0:
-                    checkpoint()
-                interrupted = ctx.any_true(
-                    stop.signal is not None or (stop_after is not None and steps_this_call >= stop_after)
+        # A short group left at the epoch's end is dropped, as the next epoch starts afresh.
+        self.epoch, self.position = self.epoch + 1, 0
+        return False
+
+    def _step(self, group: list[TTSBatch], paddings: list[float], t0: float) -> None:
+        """One optimizer step over a group of micro-batches, logged; validates when due."""
+        frames = sum(int(b.frame_mask.sum()) for b in group)
+        log = self.trainer.train_step(group)
+        dt = time.perf_counter() - t0
+        log.update({"frames_per_s": frames / dt, "padding_share": float(np.mean(paddings))})
+        if self.device.type == "cuda":
+            _add_gpu_figures(log)
+        if self.live is not None:
+            for k, v in log.items():
+                if np.isfinite(v):
+                    self.live.log_metric(f"train/{k}", v)
+        if self.val_batches and self.trainer.step % self.cfg.val_every == 0:
+            self._validate_and_save()
+        if self.live is not None:
+            self.live.next_step()
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{log.get('loss_ema', float('nan')):.3f}", lr=f"{log['lr']:.1e}")
+
+    def _validate_and_save(self) -> None:
+        """Validate, log, keep best.pt on a new best val_mel_loss, note early stopping."""
+        val = self.trainer.validate(self.val_batches)
+        val["val/wall_seconds"] = self.wall_seconds()
+        if self.live is not None:
+            for k, v in val.items():
+                self.live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
+        if val["val_mel_loss"] < self.best_val:
+            self.best_val = val["val_mel_loss"]
+            if self.ctx.is_main:
+                _save(
+                    self.best,
+                    {
+                        "model": self.model.state_dict(),
+                        "model_config": dataclasses.asdict(self.mcfg),
+                        "step": self.trainer.step,
+                        "val_mel_loss": self.best_val,
+                        **self.synthesis,
+                    },
                 )
-                if interrupted or trainer.step >= cfg.max_steps or stopped_early:
-                    break
-                t0 = time.perf_counter()
-            else:
-                epoch, position = epoch + 1, 0
-            if interrupted:
-                checkpoint()
-                bar.close()
-                if live is not None:
-                    live.end()
-                raise KeyboardInterrupt(f"stopped by signal at step {trainer.step}; {last} saved, rerun to resume")
-    bar.close()
-    checkpoint()
-    digests = ctx.gather(parameter_digest(model))
-    if max(digests) - min(digests) > 1e-6 * max(1.0, abs(digests[0])):
-        raise RuntimeError(f"train: data-parallel ranks ended with different weights (digests {digests})")
-    summary = {
-        "steps": trainer.step,
-        "best_val_mel_loss": best_val,
-        "skipped_steps": trainer.skipped,
-        "early_stopped": stopped_early,
-        "ranks": ctx.world_size,
-        "wall_seconds": round(wall_seconds(), 1),
-    }
-    if live is not None:
-        for k, v in summary.items():
-            live.summary[k] = v
-        live.end()
-    return summary
+        self.stopped_early = bool(val["stop"])
+
+    def _after_step(self, stop: _Stop) -> bool:
+        """Save last.pt every checkpoint_every steps; True when any rank was asked to stop."""
+        self.steps_this_call += 1
+        if self.trainer.step % self.cfg.checkpoint_every == 0:
+            self._checkpoint()
+        # A collective: every rank takes part, so all of them stop at the same step.
+        return self.ctx.any_true(
+            stop.signal is not None or (self.stop_after is not None and self.steps_this_call >= self.stop_after)
+        )
+
+    def _interrupt(self) -> None:
+        """Save last.pt, close the outputs and raise KeyboardInterrupt."""
+        self._checkpoint()
+        self.bar.close()
+        if self.live is not None:
+            self.live.end()
+        raise KeyboardInterrupt(f"stopped by signal at step {self.trainer.step}; {self.last} saved, rerun to resume")
+
+    def _finish(self) -> dict[str, Any]:
+        """Final last.pt, the check that the ranks hold the same weights, and the summary."""
+        self.bar.close()
+        self._checkpoint()
+        digests = self.ctx.gather(parameter_digest(self.model))
+        if max(digests) - min(digests) > 1e-6 * max(1.0, abs(digests[0])):
+            raise RuntimeError(f"train: data-parallel ranks ended with different weights (digests {digests})")
+        summary = {
+            "steps": self.trainer.step,
+            "best_val_mel_loss": self.best_val,
+            "skipped_steps": self.trainer.skipped,
+            "early_stopped": self.stopped_early,
+            "ranks": self.ctx.world_size,
+            "wall_seconds": round(self.wall_seconds(), 1),
+        }
+        if self.live is not None:
+            for k, v in summary.items():
+                self.live.summary[k] = v
+            self.live.end()
+        return summary
+
+
+def _add_gpu_figures(log: dict[str, float]) -> None:
+    """Peak GPU memory and, where NVML answers, utilization."""
+    log["gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    try:
+        log["gpu_utilization"] = float(torch.cuda.utilization())
+    except Exception:  # pynvml missing or not permitted: skip the figure
+        pass

@@ -88,6 +88,20 @@ class Trainer:
 
     def train_step(self, micro_batches: list[TTSBatch]) -> dict[str, float]:
         """One optimizer step over the micro-batches; returns what to log."""
+        lr, kl_scale, factors = self._begin_step()
+        finite, total, raw_sum, weighted_sum = self._accumulate(micro_batches, factors, kl_scale)
+        grad_norm = self._clip_gradients() if finite else float("nan")
+        finite = finite and math.isfinite(grad_norm)
+        self._update_or_skip(finite)
+        self.scaler.update()
+        log: dict[str, float] = {"lr": lr, "grad_norm": grad_norm, "kl_scale": kl_scale, "skipped_steps": self.skipped}
+        if finite:
+            log.update(self._loss_log(total, raw_sum, weighted_sum, factors))
+        self.step += 1
+        return log
+
+    def _begin_step(self) -> tuple[float, float, dict[str, float] | None]:
+        """Set this step's LR; return it with the KL scale and the adaptive factors."""
         self.model.train()
         lr = lr_at(self.step, ScheduleConfig.of(self.cfg), self.plateau.scale)
         for group in self.opt.param_groups:
@@ -95,65 +109,78 @@ class Trainer:
         kl_scale = kl_weight_schedule(self.step, self.cfg.kl_warmup_steps)
         factors = self.adaptive.factors() if self.adaptive is not None else None
         self.opt.zero_grad(set_to_none=True)
+        return lr, kl_scale, factors
+
+    def _accumulate(
+        self, micro_batches: list[TTSBatch], factors: dict[str, float] | None, kl_scale: float
+    ) -> tuple[bool, float, dict[str, float], dict[str, float]]:
+        """Forward/backward over the micro-batches, each loss divided by their count; returns
+        whether every loss was finite on every rank, the total, and the raw and weighted terms."""
         raw_sum: dict[str, float] = {}
         weighted_sum: dict[str, float] = {}
         total = 0.0
-        finite = True
+        n = len(micro_batches)
         for i, mb in enumerate(micro_batches):
             # DDP: all-reduce the gradients once, on the last micro-batch's backward.
-            last = i == len(micro_batches) - 1
+            last = i == n - 1
             sync = (
                 contextlib.nullcontext() if last or self.forward_module is self.model else self.forward_module.no_sync()
             )
             with sync:
                 terms, _ = self._forward(mb.to(self.device, non_blocking=True), factors, kl_scale)
-                loss = terms.total / len(micro_batches)
+                loss = terms.total / n
                 if not self.dist.all_true(bool(torch.isfinite(loss))):
-                    finite = False
-                    break
+                    return False, total, raw_sum, weighted_sum
                 self.scaler.scale(loss).backward()
             total += loss.item()
             for k, v in terms.raw.items():
-                raw_sum[k] = raw_sum.get(k, 0.0) + v.item() / len(micro_batches)
+                raw_sum[k] = raw_sum.get(k, 0.0) + v.item() / n
             for k, v in terms.weighted.items():
-                weighted_sum[k] = weighted_sum.get(k, 0.0) + v.item() / len(micro_batches)
-        grad_norm = float("nan")
-        if finite:
-            self.scaler.unscale_(self.opt)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
-            finite = math.isfinite(grad_norm)
+                weighted_sum[k] = weighted_sum.get(k, 0.0) + v.item() / n
+        return True, total, raw_sum, weighted_sum
+
+    def _clip_gradients(self) -> float:
+        """Unscale and clip the gradients; the global norm before clipping."""
+        self.scaler.unscale_(self.opt)
+        return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
+
+    def _update_or_skip(self, finite: bool) -> None:
+        """Apply the update, or drop the gradients and count a skip (aborting after
+        `max_nonfinite` skips in a row)."""
         if finite:
             self.scaler.step(self.opt)
             self.nonfinite_streak = 0
-        else:
-            self.opt.zero_grad(set_to_none=True)
-            self.skipped += 1
-            self.nonfinite_streak += 1
-            if self.nonfinite_streak >= self.cfg.max_nonfinite:
-                raise TrainingAborted(
-                    f"{self.nonfinite_streak} non-finite steps in a row at step {self.step}: lower train.lr, "
-                    "check the data (hamgara doctor) or turn off train.mixed_precision"
-                )
-        self.scaler.update()
-        log: dict[str, float] = {"lr": lr, "grad_norm": grad_norm, "kl_scale": kl_scale, "skipped_steps": self.skipped}
-        if finite:
-            total, raw_sum, weighted_sum = self._mean_over_ranks(total, raw_sum, weighted_sum)
-            if self.adaptive is not None:
-                # The factors' input excludes the factors and the KL annealing, or they would
-                # feed back into themselves.
-                base = {k: getattr(self.weights, k) * v for k, v in raw_sum.items()}
-                self.adaptive.update(base)
-            smoothed = self.ema.update(total)
-            self.tracker.update(smoothed)
-            slope = self.tracker.slope()
-            log.update({"loss": total, "loss_ema": smoothed, "plateau": float(self.tracker.plateau)})
-            if slope is not None:
-                log["loss_slope"] = slope
-            log.update({f"raw/{k}": v for k, v in raw_sum.items()})
-            log.update({f"weighted/{k}": v for k, v in weighted_sum.items()})
-            if factors is not None:
-                log.update({f"adaptive/{k}": v for k, v in factors.items()})
-        self.step += 1
+            return
+        self.opt.zero_grad(set_to_none=True)
+        self.skipped += 1
+        self.nonfinite_streak += 1
+        if self.nonfinite_streak >= self.cfg.max_nonfinite:
+            raise TrainingAborted(
+                f"{self.nonfinite_streak} non-finite steps in a row at step {self.step}: lower train.lr, "
+                "check the data (hamgara doctor) or turn off train.mixed_precision"
+            )
+
+    def _loss_log(
+        self, total: float, raw_sum: dict[str, float], weighted_sum: dict[str, float], factors: dict[str, float] | None
+    ) -> dict[str, float]:
+        """Average the losses over ranks, update the adaptive weights, EMA and convergence
+        tracker; return the loss figures to log."""
+        total, raw_sum, weighted_sum = self._mean_over_ranks(total, raw_sum, weighted_sum)
+        if self.adaptive is not None:
+            # The factors' input excludes the factors and the KL annealing, or they would
+            # feed back into themselves.
+            base = {k: getattr(self.weights, k) * v for k, v in raw_sum.items()}
+            self.adaptive.update(base)
+        smoothed = self.ema.update(total)
+        self.tracker.update(smoothed)
+        slope = self.tracker.slope()
+        log = {"loss": total, "loss_ema": smoothed, "plateau": float(self.tracker.plateau)}
+        if slope is not None:
+            log["loss_slope"] = slope
+        log.update({f"raw/{k}": v for k, v in raw_sum.items()})
+        log.update({f"weighted/{k}": v for k, v in weighted_sum.items()})
+        if factors is not None:
+            log.update({f"adaptive/{k}": v for k, v in factors.items()})
         return log
 
     def _mean_over_ranks(
