@@ -32,7 +32,7 @@ import pandas as pd
 
 from pipeline.common.atomic import write_json
 from pipeline.config import align_config, features_config, load_params
-from pipeline.precompute import precompute
+from pipeline.features.build import precompute
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def peak_memory_run(manifest: Path, params: Path, workdir: Path) -> dict:
     code = (
         "import json,resource,sys;from pathlib import Path;"
         "from pipeline.config import align_config,features_config,load_params;"
-        "from pipeline.common.runtime import limit_heap_fragmentation;from pipeline.precompute import precompute;limit_heap_fragmentation();"
+        "from pipeline.common.runtime import limit_heap_fragmentation;from pipeline.features.build import precompute;limit_heap_fragmentation();"
         f"p=load_params({str(params)!r});"
         f"r=precompute(Path({str(manifest)!r}),Path({str(workdir / 'f.zarr')!r}),features_config(p),align_config(p),progress=False);"
         "s=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024;c=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from model.config import WORD_SEPARATOR
+
 PAD = "_"
 _STRESS = "ˈˌ"  # attached to the following phone: a stressed vowel is its own symbol
 _LENGTH = "ːˑ"  # attached to the preceding phone
@@ -89,8 +91,8 @@ def to_phonemes(texts: Sequence[str], language: str) -> list[list[str]]:
             f"espeak-ng cannot phonemize language {language!r} ({e}); install it with "
             "`apt-get install espeak-ng` or choose features.frontend: characters"
         ) from e
-    out = backend.phonemize(list(texts), separator=Separator(word=" ", phone=""), strip=True, njobs=1)
-    return [split_ipa(_SPACES.sub(" ", p).strip()) for p in out]
+    out = backend.phonemize(list(texts), separator=Separator(word=WORD_SEPARATOR, phone=""), strip=True, njobs=1)
+    return [split_ipa(_SPACES.sub(WORD_SEPARATOR, p).strip()) for p in out]
 
 
 def split_ipa(ipa: str) -> list[str]:
@@ -105,7 +107,7 @@ def split_ipa(ipa: str) -> list[str]:
     for ch in ipa:
         if ch in _STRESS:
             pending += ch
-        elif (ch in _LENGTH or unicodedata.category(ch) == "Mn") and out and out[-1] != " ":
+        elif (ch in _LENGTH or unicodedata.category(ch) == "Mn") and out and out[-1] != WORD_SEPARATOR:
             out[-1] += ch
         else:
             out.append(pending + ch)

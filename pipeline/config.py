@@ -74,6 +74,8 @@ class ValidateConfig:
     clip_level: float
     max_clip_share: float
     silence_top_db: float
+    silence_frame_length: int
+    silence_hop_length: int
     max_silence_share: float
     min_peak: float
     rate_outlier_factor: float
@@ -105,6 +107,8 @@ class FeaturesConfig:
     fmax: float
     log_clamp: float
     trim_top_db: float
+    trim_frame_length: int
+    trim_hop_length: int
     peak_norm: float
     frontend: str
     val_share: float
@@ -194,6 +198,7 @@ class EvalConfig:
     mcd_order: int
     mcd_alpha: float
     mcd_floor_db: float
+    mcd_trim_top_db: float
     stop_tolerance: float
     recognizer: str
     target_val_mel_loss: float

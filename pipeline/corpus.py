@@ -10,122 +10,18 @@ target and renamed into place at the end, so a killed run never leaves half a co
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
-from multiprocessing import Pool
 from pathlib import Path
-from typing import Any
 
-import soundfile as sf
-from tqdm import tqdm
-
-from pipeline.common.atomic import atomic_path, write_json, write_text
 from pipeline.common.runtime import worker_count
 from pipeline.common.stage import run_stage
-from pipeline.config import ConfigError, DemoConfig, data_config, load_params
-from pipeline.demo.festival import INSTALL_HINT, Timings, festival_path, synthesize_batch
-from pipeline.demo.sentences import generate_sentences
+from pipeline.config import data_config, load_params
+from pipeline.demo.build import build_demo_corpus
+from pipeline.demo.festival import INSTALL_HINT
 
 DEMO_DIR = "data/corpus"  # the corpus stage's out in dvc.yaml
-
-Batch = tuple[list[tuple[str, str]], str, str, int]
-
-
-def utterance_ids(n: int) -> list[str]:
-    """Ids demo_0001, demo_0002, ...; wider numbers only when n needs more than four digits."""
-    width = max(4, len(str(n)))
-    return [f"demo_{i:0{width}d}" for i in range(1, n + 1)]
-
-
-def _synthesize(batch: Batch) -> dict[str, Timings]:
-    # Module-level so that the pool can pickle it under any start method.
-    items, wav_dir, voice, sample_rate = batch
-    return synthesize_batch(items, Path(wav_dir), voice, sample_rate)
-
-
-def _alignment(utt_id: str, timings: Timings) -> dict[str, Any]:
-    return {
-        "id": utt_id,
-        "phones": [[p.label, p.start, p.end] for p in timings.phones],
-        "words": [[w.label, w.start, w.end] for w in timings.words],
-    }
-
-
-def _synthesize_all(batches: list[Batch], workers: int, total: int) -> dict[str, Timings]:
-    timings: dict[str, Timings] = {}
-    with tqdm(total=total, unit="utt", desc="festival") as bar:
-        if workers <= 1 or len(batches) <= 1:
-            # No pool for a single worker: simpler tracebacks and no fork cost for tiny corpora.
-            for result in map(_synthesize, batches):
-                timings.update(result)
-                bar.update(len(result))
-        else:
-            with Pool(min(workers, len(batches))) as pool:
-                for result in pool.imap_unordered(_synthesize, batches):
-                    timings.update(result)
-                    bar.update(len(result))
-    return timings
-
-
-def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any]:
-    """Synthesize the demo corpus described by `cfg` into the folder `out` and return its summary.
-
-    `out` is replaced as a whole, and only once every utterance has been synthesized.
-    Uses up to `workers` festival processes at a time. Raises FestivalError when festival
-    or the voice is missing or synthesis fails; `out` is then left as it was.
-    """
-    if cfg.utterances < 1:
-        raise ConfigError(f"params.yaml: data.demo.utterances must be >= 1, got {cfg.utterances}")
-    if cfg.batch_size < 1:
-        raise ConfigError(f"params.yaml: data.demo.batch_size must be >= 1, got {cfg.batch_size}")
-    # Fail before generating anything when festival is absent: the most common setup error.
-    festival_path()
-    sentences = generate_sentences(cfg.utterances, cfg.min_words, cfg.max_words, cfg.seed)
-    ids = utterance_ids(cfg.utterances)
-    items = list(zip(ids, sentences))
-
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        wav_dir = tmp / "wavs"
-        align_dir = tmp / "alignments"
-        wav_dir.mkdir(parents=True)
-        align_dir.mkdir()
-        # Batches are cut in id order, so the same config always gives the same batches.
-        batches: list[Batch] = [
-            (items[i : i + cfg.batch_size], str(wav_dir.resolve()), cfg.voice, cfg.sample_rate)
-            for i in range(0, len(items), cfg.batch_size)
-        ]
-        started = time.perf_counter()
-        timings = _synthesize_all(batches, workers, len(items))
-        synthesis_seconds = time.perf_counter() - started
-
-        durations = []
-        for utt_id in ids:
-            write_json(align_dir / f"{utt_id}.json", _alignment(utt_id, timings[utt_id]))
-            durations.append(sf.info(str(wav_dir / f"{utt_id}.wav")).duration)
-        write_text(tmp / "metadata.csv", "".join(f"{i}|{s}|{s}\n" for i, s in items))
-
-        word_counts = [len(s.split()) for s in sentences]
-        total_seconds = sum(durations)
-        summary: dict[str, Any] = {
-            "utterances": len(items),
-            "total_seconds": round(total_seconds, 3),
-            "total_minutes": round(total_seconds / 60, 3),
-            "seconds_min": round(min(durations), 3),
-            "seconds_mean": round(total_seconds / len(durations), 3),
-            "seconds_max": round(max(durations), 3),
-            "sample_rate": cfg.sample_rate,
-            "voice": cfg.voice,
-            "seed": cfg.seed,
-            "words_min": min(word_counts),
-            "words_mean": round(statistics.fmean(word_counts), 3),
-            "words_max": max(word_counts),
-        }
-        # Timing stays out of corpus.json so that the folder is byte-identical for a seed.
-        write_json(tmp / "corpus.json", summary)
-    return {**summary, "synthesis_seconds": round(synthesis_seconds, 3)}
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

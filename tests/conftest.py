@@ -73,8 +73,8 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import dataclasses
 
     from pipeline.config import align_config, data_config, features_config
-    from pipeline.precompute import precompute
-    from pipeline.validate import validate_corpus, write_outputs
+    from pipeline.data.validation import validate_corpus, write_outputs
+    from pipeline.features.build import precompute
 
     params = committed_params()
     root = tmp_path_factory.mktemp("tiny_store")

@@ -11,12 +11,12 @@ import pytest
 
 from helpers import committed_params
 from pipeline.config import DemoConfig, align_config, data_config, features_config
-from pipeline.corpus import build_demo_corpus
+from pipeline.data.validation import validate_corpus, write_outputs
+from pipeline.demo.build import build_demo_corpus
 from pipeline.demo.sentences import generate_sentences
+from pipeline.features.build import precompute
 from pipeline.features.split import DROPPED
 from pipeline.features.store import FeatureStore
-from pipeline.precompute import precompute
-from pipeline.validate import validate_corpus, write_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 SPOKEN = DemoConfig(

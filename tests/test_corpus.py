@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import DemoConfig
-from pipeline.corpus import build_demo_corpus
 from pipeline.demo import festival
+from pipeline.demo.build import build_demo_corpus
 from pipeline.demo.festival import FestivalError, scheme_string, synthesize_batch
 
 VOICE = "cmu_us_slt_arctic_hts"

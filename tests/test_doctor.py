@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.doctor import (
-    OK,
-    PROBLEM,
-    WARNING,
-    check_alignment,
-    check_checkpoint,
-    check_run,
-    check_store,
-    check_validation,
-)
+import pytest
+
 from pipeline.doctor import main as doctor_main
+from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
+from pipeline.evaluation.run_checks import check_run
+from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING
 
 CLEAN = {
     "rows": 100,
@@ -163,7 +158,7 @@ def test_doctor_writes_the_report_and_exits_1_on_a_problem(tmp_path, tiny_store,
 
 def _model_checks(params, tiny_store, **train) -> dict:
     from helpers import tiny_params
-    from pipeline.doctor import check_model
+    from pipeline.evaluation.model_diagnosis import check_model
 
     p = tiny_params(params, **train)
     return {c.name: c for c in check_model(p, tiny_store, overfit_steps=150, overfit_lr=3e-3)}
@@ -193,3 +188,61 @@ def test_a_broken_mask_fails_the_overfit_check(params, tiny_store, monkeypatch) 
     monkeypatch.setattr(dataset, "collate", broken)
     checks = _model_checks(params, tiny_store)
     assert checks["overfit one batch"].verdict == PROBLEM and "masks" in checks["overfit one batch"].fix
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"this is not a checkpoint \x00\xff" * 64)
+    return path
+
+
+def _truncated(real: Path, path: Path) -> Path:
+    data = real.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a copy cut short, as by a full disk
+    return path
+
+
+def _foreign(path: Path) -> Path:
+    import torch
+
+    torch.save({"state_dict": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize("plant", ["missing", "garbage", "truncated", "foreign"])
+def test_an_unreadable_checkpoint_is_a_problem_with_a_fix_not_a_traceback(
+    plant, tiny_runs, tiny_store, tmp_path
+) -> None:
+    real = tiny_runs["parallel"] / "models" / "best.pt"
+    path = {
+        "missing": lambda p: p,
+        "garbage": _garbage,
+        "truncated": lambda p: _truncated(real, p),
+        "foreign": _foreign,
+    }[plant](tmp_path / "best.pt")
+    check = check_checkpoint(path, tiny_store)[0]
+    assert check.verdict == PROBLEM and str(path) in check.evidence and "--checkpoint" in check.fix
+
+
+@pytest.mark.parametrize("plant", ["garbage", "truncated"])
+def test_doctor_reports_a_planted_bad_checkpoint_and_exits_4(plant, tiny_runs, tiny_store, tmp_path) -> None:
+    real = tiny_runs["parallel"] / "models" / "best.pt"
+    bad = _garbage(tmp_path / "best.pt") if plant == "garbage" else _truncated(real, tmp_path / "best.pt")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "validation.json").write_text(json.dumps(CLEAN))
+    (reports / "precompute.json").write_text(json.dumps({"utterances": 12, "align": {"flagged_ids": []}}))
+    args = ["--reports", str(reports), "--features", str(tiny_store), "--checkpoint", str(bad)]
+    rc = doctor_main(args + ["--run", str(tiny_runs["parallel"] / "dvclive"), "--overfit-steps", "0"])
+    assert rc == 4
+    checks = {c["name"]: c for c in json.loads((reports / "doctor.json").read_text())["checks"]}
+    assert checks["checkpoint vs features"]["verdict"] == PROBLEM and checks["checkpoint vs features"]["fix"]
+    assert "| PROBLEM | data | checkpoint vs features |" in (reports / "doctor.md").read_text()
+
+
+def test_the_model_checks_fall_back_to_a_fresh_model_on_an_unreadable_checkpoint(params, tiny_store, tmp_path) -> None:
+    from helpers import tiny_params
+    from pipeline.evaluation.model_diagnosis import check_gradient_shares, make_probe
+
+    probe = make_probe(tiny_params(params), tiny_store, batch_size=2)
+    check = check_gradient_shares(probe, _garbage(tmp_path / "best.pt"), 0.9, 0.01)
+    assert "at initialisation" in check.evidence

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import committed_params
 from pipeline.config import eval_config
-from pipeline.evaluate import evaluate, stop_outcome
+from pipeline.evaluation.scoring import evaluate, stop_outcome
 
 
 def _run(tiny_runs, tiny_store, tmp_path, decoder: str) -> tuple[dict, object]:

@@ -21,8 +21,8 @@ from model.text import (
 )
 from model.vocoder import GriffinLimVocoder
 from pipeline.config import features_config
+from pipeline.features.extraction import mel_settings
 from pipeline.features.split import TRAIN, VAL, split_of
-from pipeline.precompute import mel_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

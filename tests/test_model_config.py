@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
+from helpers import committed_params
 from model.tts import HamgaraTTS, parameter_counts
 from pipeline.config import ConfigError, model_config, train_config
 from pipeline.model_info import main as model_info
@@ -46,7 +48,9 @@ def test_loss_weights_and_settings_come_from_params(params: dict) -> None:
 
 
 def test_model_info_prints_every_size_and_decoder_and_marks_the_configured_one(tmp_path, capsys) -> None:
-    assert model_info(["--features", str(tmp_path / "none.zarr"), "--symbols", "40"]) == 0
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(committed_params()), encoding="utf-8")
+    assert model_info(["--params", str(params_file), "--features", str(tmp_path / "none.zarr"), "--symbols", "40"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if "autoregressive" in line or "parallel" in line]
     assert len(rows) == 6

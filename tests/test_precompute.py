@@ -18,10 +18,12 @@ from model.mel import LogMel
 from model.text import to_phonemes
 from pipeline.config import AlignConfig, FeaturesConfig, align_config, data_config, features_config
 from pipeline.data.audio import load_waveform
+from pipeline.data.validation import validate_corpus, write_outputs
+from pipeline.features.build import precompute
+from pipeline.features.extraction import mel_settings
+from pipeline.features.fingerprint import features_record
 from pipeline.features.split import TRAIN, VAL, split_of
 from pipeline.features.store import LEDGER, FeatureStore, FeatureWriter
-from pipeline.precompute import mel_settings, precompute
-from pipeline.validate import validate_corpus, write_outputs
 
 pytestmark = pytest.mark.usefixtures("warm_librosa", "one_torch_thread")
 
@@ -75,7 +77,9 @@ def built(tmp_path_factory, warm_librosa) -> SimpleNamespace:
 
 
 def reference_wave(row: pd.Series, cfg: FeaturesConfig) -> torch.Tensor:
-    wave, _ = load_waveform(row["audio"], cfg.sample_rate, cfg.trim_top_db, cfg.peak_norm)
+    wave, _ = load_waveform(
+        row["audio"], cfg.sample_rate, cfg.trim_top_db, cfg.peak_norm, cfg.trim_frame_length, cfg.trim_hop_length
+    )
     return wave
 
 
@@ -190,7 +194,7 @@ def test_speaker_and_language_index_their_attr_lists(built):
 
 def test_store_records_the_mel_settings_it_was_made_with(built):
     assert built.store.attrs["mel"] == dataclasses.asdict(mel_settings(built.cfg))
-    assert built.store.attrs["features"] == dataclasses.asdict(built.cfg)
+    assert built.store.attrs["features"] == features_record(built.cfg)
 
 
 def test_stereo_44k_file_is_downmixed_and_resampled_to_the_target_rate(built):
@@ -231,7 +235,7 @@ def interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr("pipeline.precompute.BATCH", 4)
+    monkeypatch.setattr("pipeline.features.extraction.BATCH", 4)
     return 4
 
 

@@ -12,9 +12,12 @@ import pytest
 import soundfile as sf
 import yaml
 
-from helpers import SECONDS_PER_LETTER, TEXTS, speech_like, write_corpus
+from helpers import REPO, SECONDS_PER_LETTER, TEXTS, speech_like, write_corpus
 from pipeline.config import DataConfig, data_config
-from pipeline.validate import ValidationResult, main, validate_corpus
+from pipeline.data.rejections import CHECKS, FIXES, REASONS
+from pipeline.data.schema import schema_checks
+from pipeline.data.validation import ValidationResult, validate_corpus
+from pipeline.validate import main
 
 pytestmark = pytest.mark.usefixtures("warm_librosa")
 
@@ -387,3 +390,18 @@ def test_main_returns_2_on_a_structural_error_and_names_file_and_line(tmp_path, 
     assert f"{corpus / 'metadata.csv'}:5:" in capsys.readouterr().err
     assert not manifest.exists()
     assert not (reports / "rejected.csv").exists()
+
+
+@pytest.mark.parametrize("reject_duplicate_text", [False, True])
+def test_every_schema_check_is_a_listed_reason_and_every_reason_is_checked(cfg, reject_duplicate_text):
+    vcfg = dataclasses.replace(cfg.validate, reject_duplicate_text=reject_duplicate_text)
+    assert schema_checks(vcfg) == CHECKS
+    assert set(FIXES) == set(REASONS)
+    assert all(r.meaning and r.fix for r in REASONS.values())
+
+
+def test_readme_reason_table_is_the_list_of_reasons():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("| reason | meaning |\n|---|---|\n")
+    table = readme[start:].split("\n\n", 1)[0].splitlines()[2:]
+    assert table == [f"| `{name}` | {r.meaning} |" for name, r in REASONS.items()]

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only; no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from model.config import WORD_SEPARATOR  # noqa: E402
 from pipeline.common.atomic import atomic_path  # noqa: E402
 
 
@@ -23,7 +24,7 @@ def alignment_figure(path: Path, soft_log: np.ndarray, durations: np.ndarray, sy
     for k, (s, e) in enumerate(zip(starts, ends)):
         ax.plot([s - 0.5, e - 0.5], [k, k], color="cyan", linewidth=1.2)
     ax.set_yticks(range(n_tokens))
-    ax.set_yticklabels(["␣" if s == " " else s for s in symbols], fontsize=6)
+    ax.set_yticklabels(["␣" if s == WORD_SEPARATOR else s for s in symbols], fontsize=6)
     ax.set_xlabel("mel frame")
     ax.set_ylabel("token")
     ax.set_title(title, fontsize=9)
@@ -60,7 +61,7 @@ def attention_figure(path: Path, attention: np.ndarray, expected: np.ndarray, sy
     ax.imshow(attention.T, origin="lower", aspect="auto", interpolation="none", cmap="magma")
     ax.plot(np.arange(len(expected)), expected, color="cyan", linewidth=1.0, label="durations")
     ax.set_yticks(range(n_tokens))
-    ax.set_yticklabels(["␣" if s == " " else s for s in symbols], fontsize=6)
+    ax.set_yticklabels(["␣" if s == WORD_SEPARATOR else s for s in symbols], fontsize=6)
     ax.set_xlabel("decoder step")
     ax.set_ylabel("token")
     ax.legend(loc="upper left", fontsize=7)

@@ -1,4 +1,5 @@
 """Per-file audio facts the validate stage judges: readable, shape, level, clipping, silence."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,16 @@ from pipeline.config import ValidateConfig
 if TYPE_CHECKING:
     import torch
 
+# The trim's frame and hop before they became params (features.trim_frame_length and
+# features.trim_hop_length): what stores and checkpoints that do not record them were built with.
+IMPLICIT_TRIM_FRAMES = {"trim_frame_length": 1024, "trim_hop_length": 256}
+
+
+def recorded_trim_frames(features: dict[str, Any]) -> tuple[int, int]:
+    """The trim frame and hop lengths a store or checkpoint recorded in its `features` settings;
+    one made before they were params recorded none and used the implicit values."""
+    return tuple(features.get(k, v) for k, v in IMPLICIT_TRIM_FRAMES.items())  # type: ignore[return-value]
+
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 [samples, channels] and its sample rate."""
@@ -23,8 +34,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
     """Facts about one file. `status` is ok, missing, unreadable or empty; `error` says why.
 
-    Silence is measured on the mono mix: frames more than `cfg.silence_top_db` below the
-    peak at the start and end of the file.
+    Silence is measured on the mono mix: frames (`cfg.silence_frame_length` samples, every
+    `cfg.silence_hop_length`) more than `cfg.silence_top_db` below the peak at the start and
+    end of the file.
     """
     facts: dict[str, Any] = {
         "status": "ok",
@@ -51,7 +63,9 @@ def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
     peak = float(np.abs(data).max())
     duration = data.shape[0] / sr
     if peak > 0:
-        _, (start, end) = librosa.effects.trim(mono, top_db=cfg.silence_top_db, frame_length=1024, hop_length=256)
+        _, (start, end) = librosa.effects.trim(
+            mono, top_db=cfg.silence_top_db, frame_length=cfg.silence_frame_length, hop_length=cfg.silence_hop_length
+        )
     else:
         start, end = 0, 0
     lead = start / sr
@@ -69,10 +83,20 @@ def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
     }
 
 
-def load_waveform(path: str, target_sr: int, trim_top_db: float, peak: float) -> tuple[torch.Tensor, float]:
+def load_waveform(
+    path: str,
+    target_sr: int,
+    trim_top_db: float,
+    peak: float,
+    frame_length: int = IMPLICIT_TRIM_FRAMES["trim_frame_length"],
+    hop_length: int = IMPLICIT_TRIM_FRAMES["trim_hop_length"],
+) -> tuple[torch.Tensor, float]:
     """Read audio -> mono float32 at target_sr, silence-trimmed, peak-normalized.
 
-    Returns the waveform and the seconds trimmed from its start (to map timings back).
+    The trim measures frames of `frame_length` samples every `hop_length` (params
+    features.trim_frame_length/trim_hop_length; the defaults are what settings recorded
+    before those params existed mean). Returns the waveform and the seconds trimmed from its
+    start (to map timings back).
     """
     import torch  # lazily: the validate stage reads audio facts from this module without torch
     import torchaudio
@@ -82,7 +106,7 @@ def load_waveform(path: str, target_sr: int, trim_top_db: float, peak: float) ->
     if sr != target_sr:
         wave = torchaudio.functional.resample(wave, sr, target_sr)
     y = wave.numpy()
-    _, (start, end) = librosa.effects.trim(y, top_db=trim_top_db, frame_length=1024, hop_length=256)
+    _, (start, end) = librosa.effects.trim(y, top_db=trim_top_db, frame_length=frame_length, hop_length=hop_length)
     y = y[start:end]
     m = float(np.abs(y).max()) if len(y) else 0.0
     if m > 0:

@@ -5,9 +5,11 @@
 `MetadataError` naming the file, the line and the fix; row-level problems (an empty text,
 a missing wav) are left for the validate stage to reject row by row.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -30,9 +32,7 @@ def _split_line(path: Path, lineno: int, line: str) -> list[str]:
                     f"{path}:{lineno}: no '|' separator but a {name} is present; LJSpeech metadata is "
                     f"'id|text|normalized_text' - convert the file to '|' separators"
                 )
-        raise MetadataError(
-            f"{path}:{lineno}: expected 'id|text|normalized_text[|speaker[|language]]', got one field"
-        )
+        raise MetadataError(f"{path}:{lineno}: expected 'id|text|normalized_text[|speaker[|language]]', got one field")
     if len(fields) > 5:
         raise MetadataError(
             f"{path}:{lineno}: {len(fields)} fields; expected 2 to 5 "
@@ -55,22 +55,10 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
         raise MetadataError(f"{corpus}: corpus folder not found; set data.corpus in params.yaml")
     if not path.is_file():
         raise MetadataError(f"{path}: not found; an LJSpeech-layout corpus needs metadata.csv beside wavs/")
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]  # a UTF-8 byte-order mark is harmless; drop it
     regex = re.compile(cfg.speaker_regex) if cfg.speaker_regex else None
     rows: list[dict[str, object]] = []
     width: int | None = None
-    for lineno, bline in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = bline.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as e:
-            raise MetadataError(
-                f"{path}:{lineno}: not valid UTF-8 (byte {e.start}: {bline[e.start:e.start + 1]!r}); "
-                "re-encode the file as UTF-8 (e.g. iconv -f cp1256 -t utf-8)"
-            ) from None
-        if not line.strip():
-            continue
+    for lineno, line in _lines(path):
         fields = _split_line(path, lineno, line)
         if width is None:
             width = len(fields)
@@ -79,35 +67,58 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
                 f"{path}:{lineno}: {len(fields)} fields where earlier lines have {width}; "
                 "every line needs the same columns"
             )
-        utt_id = fields[0].strip()
-        text = fields[1]
-        normalized = fields[2] if len(fields) > 2 and fields[2].strip() else text
-        if len(fields) > 3 and fields[3].strip():
-            speaker = fields[3].strip()
-        elif regex is not None:
-            m = regex.search(utt_id)
-            if m is None:
-                raise MetadataError(
-                    f"{path}:{lineno}: id {utt_id!r} does not match data.speaker_regex {cfg.speaker_regex!r}"
-                )
-            speaker = m.group(1) if m.groups() else m.group(0)
-        else:
-            speaker = cfg.default_speaker
-        language = fields[4].strip() if len(fields) > 4 and fields[4].strip() else cfg.default_language
-        rows.append(
-            {
-                "line": lineno,
-                "id": utt_id,
-                "text": text,
-                "normalized_text": normalized,
-                "speaker": speaker,
-                "language": language,
-                "audio": str(_audio_path(corpus, utt_id)),
-            }
-        )
+        rows.append(_row(corpus, lineno, fields, cfg, regex))
     if not rows:
         raise MetadataError(f"{path}: no rows; the corpus is empty")
     return pd.DataFrame(rows)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of every non-blank line, decoded as UTF-8."""
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte-order mark is harmless; drop it
+    for lineno, bline in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = bline.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise MetadataError(
+                f"{path}:{lineno}: not valid UTF-8 (byte {e.start}: {bline[e.start : e.start + 1]!r}); "
+                "re-encode the file as UTF-8 (e.g. iconv -f cp1256 -t utf-8)"
+            ) from None
+        if line.strip():
+            yield lineno, line
+
+
+def _row(
+    corpus: Path, lineno: int, fields: list[str], cfg: DataConfig, regex: re.Pattern[str] | None
+) -> dict[str, object]:
+    """One metadata line as a table row, with its speaker, language and audio path resolved."""
+    utt_id = fields[0].strip()
+    text = fields[1]
+    normalized = fields[2] if len(fields) > 2 and fields[2].strip() else text
+    if len(fields) > 3 and fields[3].strip():
+        speaker = fields[3].strip()
+    elif regex is not None:
+        m = regex.search(utt_id)
+        if m is None:
+            raise MetadataError(
+                f"{corpus / 'metadata.csv'}:{lineno}: id {utt_id!r} does not match data.speaker_regex "
+                f"{cfg.speaker_regex!r}"
+            )
+        speaker = m.group(1) if m.groups() else m.group(0)
+    else:
+        speaker = cfg.default_speaker
+    language = fields[4].strip() if len(fields) > 4 and fields[4].strip() else cfg.default_language
+    return {
+        "line": lineno,
+        "id": utt_id,
+        "text": text,
+        "normalized_text": normalized,
+        "speaker": speaker,
+        "language": language,
+        "audio": str(_audio_path(corpus, utt_id)),
+    }
 
 
 def _audio_path(corpus: Path, utt_id: str) -> Path:

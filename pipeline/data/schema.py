@@ -4,6 +4,7 @@ Each check is named for the rejection reason it stands for, so a failed check *i
 reason written to reports/rejected.csv. The bounds come from params.yaml `data.validate`,
 which is why the schema is built by a function rather than declared once.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -11,79 +12,106 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from pipeline.config import ValidateConfig
+from pipeline.data.rejections import (
+    AUDIO_CHECK,
+    BAD_ID,
+    CLIPPED,
+    DUPLICATE_ID,
+    DUPLICATE_TEXT,
+    EMPTY_TEXT,
+    EXCESS_SILENCE,
+    RATE_OUTLIER,
+    SILENT,
+    TOO_LONG,
+    TOO_SHORT,
+    UNSUPPORTED_CHARS,
+)
+
+
+class CorpusColumns(pa.DataFrameModel):
+    """The columns a corpus row has once its audio facts are measured; the checks come from `row_schema`."""
+
+    line: Series[int] = pa.Field(ge=1)
+    id: Series[str]
+    normalized: Series[str]
+    status: Series[str]
+    duration: Series[float] = pa.Field(nullable=True)
+    peak: Series[float] = pa.Field(nullable=True)
+    clip_share: Series[float] = pa.Field(nullable=True)
+    silence_share: Series[float] = pa.Field(nullable=True)
+    unsupported: Series[str]
+    duplicate_of: Series[str]
+    duplicate_text_of: Series[str]
+    rate_ratio: Series[float] = pa.Field(nullable=True)
+
+    class Config:
+        strict = False
+        coerce = True
 
 
 def row_schema(cfg: ValidateConfig) -> type[pa.DataFrameModel]:
-    """A DataFrameModel whose check names are the rejection reasons."""
+    """A DataFrameModel whose check names are the rejection reasons (pipeline/data/rejections.py)."""
 
-    class CorpusRow(pa.DataFrameModel):
-        line: Series[int] = pa.Field(ge=1)
-        id: Series[str]
-        normalized: Series[str]
-        status: Series[str]
-        duration: Series[float] = pa.Field(nullable=True)
-        peak: Series[float] = pa.Field(nullable=True)
-        clip_share: Series[float] = pa.Field(nullable=True)
-        silence_share: Series[float] = pa.Field(nullable=True)
-        unsupported: Series[str]
-        duplicate_of: Series[str]
-        duplicate_text_of: Series[str]
-        rate_ratio: Series[float] = pa.Field(nullable=True)
-
-        @pa.check("id", name="bad_id")
+    class CorpusRow(CorpusColumns):
+        @pa.check("id", name=BAD_ID)
         def _bad_id(cls, s: pd.Series) -> pd.Series:
             return (s.str.len() > 0) & ~s.str.contains(r"[/\\]", regex=True)
 
-        @pa.check("status", name="audio")
+        @pa.check("status", name=AUDIO_CHECK)
         def _audio(cls, s: pd.Series) -> pd.Series:
             return s == "ok"
 
-        @pa.check("duration", name="too_short")
+        @pa.check("duration", name=TOO_SHORT)
         def _too_short(cls, s: pd.Series) -> pd.Series:
             return s >= cfg.min_duration
 
-        @pa.check("duration", name="too_long")
+        @pa.check("duration", name=TOO_LONG)
         def _too_long(cls, s: pd.Series) -> pd.Series:
             return s <= cfg.max_duration
 
-        @pa.check("peak", name="silent")
+        @pa.check("peak", name=SILENT)
         def _silent(cls, s: pd.Series) -> pd.Series:
             return s >= cfg.min_peak
 
-        @pa.check("clip_share", name="clipped")
+        @pa.check("clip_share", name=CLIPPED)
         def _clipped(cls, s: pd.Series) -> pd.Series:
             return s <= cfg.max_clip_share
 
-        @pa.check("silence_share", name="excess_silence")
+        @pa.check("silence_share", name=EXCESS_SILENCE)
         def _silence(cls, s: pd.Series) -> pd.Series:
             return s <= cfg.max_silence_share
 
-        @pa.check("normalized", name="empty_text")
+        @pa.check("normalized", name=EMPTY_TEXT)
         def _empty(cls, s: pd.Series) -> pd.Series:
             return s.str.strip().str.len() > 0
 
-        @pa.check("unsupported", name="unsupported_chars")
+        @pa.check("unsupported", name=UNSUPPORTED_CHARS)
         def _unsupported(cls, s: pd.Series) -> pd.Series:
             return s == ""
 
-        @pa.check("duplicate_of", name="duplicate_id")
+        @pa.check("duplicate_of", name=DUPLICATE_ID)
         def _dup_id(cls, s: pd.Series) -> pd.Series:
             return s == ""
 
-        @pa.check("duplicate_text_of", name="duplicate_text")
+        @pa.check("duplicate_text_of", name=DUPLICATE_TEXT)
         def _dup_text(cls, s: pd.Series) -> pd.Series:
             return s == "" if cfg.reject_duplicate_text else pd.Series(True, index=s.index)
 
-        @pa.check("rate_ratio", name="rate_outlier")
+        @pa.check("rate_ratio", name=RATE_OUTLIER)
         def _rate(cls, s: pd.Series) -> pd.Series:
             f = cfg.rate_outlier_factor
             return (s <= f) & (s >= 1.0 / f)
 
-        class Config:
-            strict = False
-            coerce = True
-
     return CorpusRow
+
+
+def _check_names(model: type[pa.DataFrameModel]) -> set[str]:
+    return {check.name for column in model.to_schema().columns.values() for check in column.checks}
+
+
+def schema_checks(cfg: ValidateConfig) -> set[str]:
+    """The names of the rejection checks `row_schema(cfg)` runs (not the columns' own bounds)."""
+    return _check_names(row_schema(cfg)) - _check_names(CorpusColumns)
 
 
 def failed_checks(df: pd.DataFrame, cfg: ValidateConfig) -> dict[int, list[str]]:

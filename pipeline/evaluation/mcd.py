@@ -3,7 +3,7 @@
 The usual definition: mel-cepstra of order 34 with all-pass constant 0.45 (for 22.05 kHz),
 c0 (energy) excluded, MCD = 10 / ln 10 * sqrt(2 * sum_d (c_d - c'_d)^2) per frame pair,
 averaged over the DTW path between the two utterances (which need not have equal lengths).
-Both waves are silence-trimmed first and their spectra floored 80 dB (`eval.mcd_floor_db`)
+Both waves are silence-trimmed first (`eval.mcd_trim_top_db`) and their spectra floored 80 dB (`eval.mcd_floor_db`)
 below their peak.
 
 The mel-cepstrum of a frame is SPTK's `sp2mc`: the real cepstrum of the log power spectrum
@@ -77,8 +77,9 @@ def mcd_dtw(reference: np.ndarray, test: np.ndarray) -> float:
     return float(frame_mcd(reference[path[:, 0]], test[path[:, 1]]).mean())
 
 
-def trim_silence(wave: np.ndarray, top_db: float = 40.0) -> np.ndarray:
-    """The wave without leading/trailing silence, so silence does not pad the average."""
+def trim_silence(wave: np.ndarray, top_db: float) -> np.ndarray:
+    """The wave without leading/trailing silence (quieter than `top_db` below its peak,
+    `eval.mcd_trim_top_db`), so silence does not pad the average."""
     trimmed, _ = librosa.effects.trim(
         np.asarray(wave, dtype=np.float32), top_db=top_db, frame_length=1024, hop_length=256
     )

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from model.config import ModelConfig
+from model.layers import lengths_to_mask
 from model.mel import LogMel, MelSettings
 from model.text import FrontendError, encode, normalize_text, to_characters, to_phonemes, unsupported_chars
 from model.tts import HamgaraTTS
@@ -129,12 +130,16 @@ class Synthesizer:
 
     def reference_latent_input(self, wave_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """A reference recording as the normalized mel and mask the style encoder reads."""
-        from pipeline.precompute import load_waveform
+        from pipeline.data.audio import load_waveform, recorded_trim_frames
 
         if self.features is None:
             raise CheckpointError("this checkpoint predates reference-audio support (no feature settings stored)")
         wave, _ = load_waveform(
-            str(wave_path), self.mel_settings.sample_rate, self.features["trim_top_db"], self.features["peak_norm"]
+            str(wave_path),
+            self.mel_settings.sample_rate,
+            self.features["trim_top_db"],
+            self.features["peak_norm"],
+            *recorded_trim_frames(self.features),
         )
         with torch.no_grad():
             mel = LogMel(self.mel_settings)(wave)
@@ -156,7 +161,7 @@ class Synthesizer:
         tokens = torch.zeros(b, n, dtype=torch.long)
         for i, t in enumerate(token_lists):
             tokens[i, : len(t)] = torch.tensor(t)
-        mask = torch.arange(n)[None, :] < torch.tensor([len(t) for t in token_lists])[:, None]
+        mask = lengths_to_mask(torch.tensor([len(t) for t in token_lists]), n)
         lang = torch.full((b,), self.languages.index(language), dtype=torch.long)
         spk = torch.full((b,), speaker, dtype=torch.long)
         if reference is not None:

@@ -9,8 +9,6 @@ above the corpus median — transcripts that do not explain their audio.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from tqdm import tqdm
 from model.aligner import Aligner, beta_binomial_log_prior, forward_sum_loss, frame_log_probs
 from model.mas import viterbi_durations
 from pipeline.common.atomic import atomic_path
+from pipeline.common.hashing import stable_hash_parts
 from pipeline.common.runtime import resolve_device
 from pipeline.config import AlignConfig
 
@@ -235,11 +234,7 @@ ALIGNER_VERSION = 1  # bump when model/aligner.py changes what a trained aligner
 
 def cache_key(features_key: str, cfg: AlignConfig, n_symbols: int) -> str:
     """Key of a trained aligner: the features it saw and the knobs that shaped it."""
-    h = hashlib.sha256()
-    h.update(features_key.encode())
-    h.update(json.dumps(cfg.training_key(), sort_keys=True).encode())
-    h.update(f"{n_symbols}|{ALIGNER_VERSION}".encode())
-    return h.hexdigest()[:20]
+    return stable_hash_parts([features_key, cfg.training_key(), f"{n_symbols}|{ALIGNER_VERSION}"], length=20)
 
 
 def align_corpus(

@@ -14,18 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from model.config import WORD_SEPARATOR
 from model.text import PUNCTUATION, to_phonemes
 
 
 def _is_phone(s: str) -> bool:
-    return s != " " and s not in PUNCTUATION
+    return s != WORD_SEPARATOR and s not in PUNCTUATION
 
 
 def word_phone_counts(symbols: list[str]) -> list[int]:
     """Number of phone symbols in each ' '-separated word of a symbol sequence."""
     counts, current = [], 0
-    for s in [*symbols, " "]:
-        if s == " ":
+    for s in [*symbols, WORD_SEPARATOR]:
+        if s == WORD_SEPARATOR:
             if current:
                 counts.append(current)
             current = 0
@@ -39,8 +40,8 @@ def word_spans(symbols: list[str], durations: np.ndarray, seconds_per_frame: flo
     edges = np.concatenate([[0], np.cumsum(durations)]) * seconds_per_frame
     spans: list[tuple[float, float]] = []
     current: list[int] = []
-    for k, s in enumerate([*symbols, " "]):
-        if s == " ":
+    for k, s in enumerate([*symbols, WORD_SEPARATOR]):
+        if s == WORD_SEPARATOR:
             if current:
                 spans.append((float(edges[current[0]]), float(edges[current[-1] + 1])))
             current = []

@@ -7,7 +7,7 @@ validation data).
 
 from __future__ import annotations
 
-import hashlib
+from pipeline.common.hashing import stable_hash
 
 TRAIN, VAL, DROPPED = 0, 1, 2  # DROPPED: flagged by the aligner's outlier check
 SPLIT_NAMES = ("train", "val", "dropped")
@@ -15,6 +15,5 @@ SPLIT_NAMES = ("train", "val", "dropped")
 
 def split_of(utt_id: str, val_share: float, salt: str) -> int:
     """TRAIN or VAL for one id: a uniform number from sha256(salt|id) compared with val_share."""
-    digest = hashlib.sha256(f"{salt}|{utt_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    u = int(stable_hash(f"{salt}|{utt_id}", length=16), 16) / 2**64  # the digest's first 8 bytes
     return VAL if u < val_share else TRAIN

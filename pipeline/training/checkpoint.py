@@ -21,6 +21,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         ckpt = torch.load(path, map_location=device, weights_only=False)
     except Exception as e:  # torch raises several kinds for a file that is not a checkpoint
         raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from e
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a Hamgara checkpoint (it holds a {type(ckpt).__name__})")
     needed = ("model_config", "symbols", "frontend", "languages", "speakers", "mel", "mel_mean", "mel_std")
     missing = [k for k in needed if k not in ckpt] + ([] if "model" in ckpt or "trainer" in ckpt else ["model"])
     if missing:

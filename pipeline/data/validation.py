@@ -1,0 +1,202 @@
+"""Validate every corpus row: measure its audio, check it against the schema, decide, count.
+
+Library code of the validate stage: `validate_corpus` returns the accepted rows (the
+manifest), the rejected rows with their reasons (pipeline/data/rejections.py), the rows
+accepted with a fix-up (warnings) and the counts; `write_outputs` writes them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from model.text import normalize_text, unsupported_chars
+from pipeline.common.atomic import atomic_path, write_json
+from pipeline.common.runtime import worker_count
+from pipeline.config import DataConfig, ValidateConfig
+from pipeline.data.audio import audio_facts
+from pipeline.data.metadata import read_metadata
+from pipeline.data.rejections import DUPLICATE_TEXT, reason_detail, reason_of
+from pipeline.data.schema import failed_checks
+
+MIN_SPEECH_SECONDS = 0.05  # below this a speaking rate is meaningless
+
+MANIFEST_COLUMNS = [
+    "id",
+    "line",
+    "text",
+    "normalized",
+    "speaker",
+    "language",
+    "audio",
+    "channels",
+    "sample_rate",
+    "duration",
+    "peak",
+    "clip_share",
+    "lead_silence",
+    "trail_silence",
+    "chars_per_second",
+    "rate_ratio",
+]
+
+
+@dataclass
+class ValidationResult:
+    """What validation decided: accepted rows, rejected rows with reasons, warnings, counts."""
+
+    manifest: pd.DataFrame
+    rejected: pd.DataFrame
+    warnings: pd.DataFrame
+    report: dict[str, Any]
+
+
+def _facts_job(args: tuple[str, ValidateConfig]) -> dict[str, Any]:
+    return audio_facts(*args)
+
+
+def _speaking_rates(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Characters per second of speech, and its ratio to the median of the row's speaker."""
+    letters = df["normalized"].map(lambda t: sum(ch.isalpha() for ch in t)).astype(float)
+    speech = df["duration"] - df["lead_silence"] - df["trail_silence"]
+    rate = letters / speech.where(speech > MIN_SPEECH_SECONDS)
+    rate = rate.where((df["status"] == "ok") & (letters > 0))
+    # Duplicated ids point at one wav; keep them out of the median.
+    usable = rate.where(df["duplicate_of"] == "")
+    median = usable.groupby(df["speaker"]).transform("median")
+    return rate, rate / median
+
+
+def _first_seen(values: pd.Series, label: pd.Series) -> pd.Series:
+    """For each row, the label of the earlier row with the same value, or ''."""
+    first: dict[Any, Any] = {}
+    out = []
+    for v, lab in zip(values, label):
+        if v in first:
+            out.append(str(first[v]))
+        else:
+            first[v] = lab
+            out.append("")
+    return pd.Series(out, index=values.index)
+
+
+def measure_rows(corpus: Path, cfg: DataConfig, workers: int) -> pd.DataFrame:
+    """The corpus's rows with their audio facts (measured in parallel), normalized text,
+    unsupported characters, duplicates and speaking rates: everything the schema checks."""
+    df = read_metadata(corpus, cfg)
+    jobs = [(p, cfg.validate) for p in df["audio"]]
+    with Pool(worker_count(workers)) as pool:
+        facts = list(tqdm(pool.imap(_facts_job, jobs, chunksize=8), total=len(jobs), desc="validate", unit="file"))
+    df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
+    df["normalized"] = df["normalized_text"].map(normalize_text)
+    df["unsupported"] = [unsupported_chars(t, lang) for t, lang in zip(df["normalized"], df["language"])]
+    df["duplicate_of"] = _first_seen(df["id"], df["line"])
+    nonempty = df["normalized"].str.lower().where(df["normalized"] != "", other=None)
+    df["duplicate_text_of"] = _first_seen(
+        nonempty.fillna(pd.Series([f"\0{i}" for i in df.index], index=df.index)), df["id"]
+    )
+    df["chars_per_second"], df["rate_ratio"] = _speaking_rates(df)
+    return df
+
+
+def _rejected(df: pd.DataFrame, failures: dict[int, list[str]], vcfg: ValidateConfig) -> pd.DataFrame:
+    """One row per rejected corpus row: its reasons and their details."""
+    rows = []
+    for idx, checks in sorted(failures.items()):
+        row = df.loc[idx]
+        reasons = [reason_of(c, row["status"]) for c in checks]
+        rows.append(
+            {
+                "id": row["id"],
+                "line": int(row["line"]),
+                "audio": row["audio"],
+                "reasons": ";".join(reasons),
+                "details": " | ".join(reason_detail(r, row, vcfg) for r in reasons),
+            }
+        )
+    return pd.DataFrame(rows, columns=["id", "line", "audio", "reasons", "details"])
+
+
+def validate_corpus(corpus: Path, cfg: DataConfig, target_sample_rate: int, workers: int) -> ValidationResult:
+    """Read the corpus, measure every audio file, validate every row, decide and count."""
+    t0 = time.perf_counter()
+    df = measure_rows(corpus, cfg, workers)
+    failures = failed_checks(df, cfg.validate)
+    rejected = _rejected(df, failures, cfg.validate)
+    accepted = df.drop(index=list(failures)).copy()
+    warnings = _warnings(accepted, target_sample_rate, cfg.validate)
+    report = _report(df, accepted, rejected, warnings)
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    manifest = accepted[MANIFEST_COLUMNS].reset_index(drop=True)
+    manifest["channels"] = manifest["channels"].astype(int)
+    manifest["sample_rate"] = manifest["sample_rate"].astype(int)
+    return ValidationResult(manifest, rejected, warnings, report)
+
+
+def _report(df: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.DataFrame, warnings: pd.DataFrame) -> dict:
+    """The counts of reports/validation.json (less the run time)."""
+    by_reason: dict[str, int] = {}
+    for reasons in rejected["reasons"]:
+        for r in reasons.split(";"):
+            by_reason[r] = by_reason.get(r, 0) + 1
+    rates = accepted["sample_rate"].astype(int).value_counts().sort_index()
+    return {
+        "rows": len(df),
+        "accepted": len(accepted),
+        "rejected": len(rejected),
+        "rejected_share": round(len(rejected) / len(df), 4),
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "warnings": len(warnings),
+        "warnings_by_kind": {k: int(v) for k, v in warnings["kind"].value_counts().sort_index().items()},
+        "accepted_hours": round(float(accepted["duration"].sum()) / 3600, 4),
+        "speakers": int(accepted["speaker"].nunique()),
+        "languages": sorted(accepted["language"].unique().tolist()),
+        "sample_rates": {str(k): int(v) for k, v in rates.items()},
+        "median_chars_per_second": round(float(np.nanmedian(accepted["chars_per_second"])), 3)
+        if len(accepted)
+        else 0.0,
+    }
+
+
+def _warnings(accepted: pd.DataFrame, target_sr: int, vcfg: ValidateConfig) -> pd.DataFrame:
+    """Rows accepted with a fix-up precompute makes, or with something a person may want to see."""
+    rows = []
+    for _, r in accepted.iterrows():
+        if r["channels"] > 1:
+            rows.append(
+                (r["id"], r["line"], "multichannel", f"{int(r['channels'])} channels; downmixed to mono in precompute")
+            )
+        if r["sample_rate"] != target_sr:
+            rows.append(
+                (
+                    r["id"],
+                    r["line"],
+                    "resampled",
+                    f"{int(r['sample_rate'])} Hz; resampled to {target_sr} Hz in precompute",
+                )
+            )
+        if r["duplicate_text_of"] and not vcfg.reject_duplicate_text:
+            rows.append((r["id"], r["line"], DUPLICATE_TEXT, f"same transcript as {r['duplicate_text_of']}"))
+        if r["clip_share"] > 0:
+            rows.append(
+                (r["id"], r["line"], "some_clipping", f"{r['clip_share']:.3%} of samples clipped (under the limit)")
+            )
+    return pd.DataFrame(rows, columns=["id", "line", "kind", "detail"])
+
+
+def write_outputs(result: ValidationResult, manifest_path: Path, reports: Path) -> None:
+    """Write the manifest and the reports, each atomically."""
+    with atomic_path(manifest_path) as tmp:
+        result.manifest.to_parquet(tmp, index=False)
+    with atomic_path(reports / "rejected.csv") as tmp:
+        result.rejected.to_csv(tmp, index=False)
+    with atomic_path(reports / "warnings.csv") as tmp:
+        result.warnings.to_csv(tmp, index=False)
+    write_json(reports / "validation.json", result.report)

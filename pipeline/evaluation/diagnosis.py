@@ -1,0 +1,44 @@
+"""`hamgara doctor`'s review: every check, in the order a person reads them.
+
+The data (pipeline/evaluation/data_checks.py), the model (model_diagnosis.py, when params are
+given) and the run (run_checks.py); each a `Check` with a verdict, the evidence and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
+from pipeline.evaluation.model_diagnosis import check_model
+from pipeline.evaluation.run_checks import check_attention, check_run
+from pipeline.evaluation.verdicts import Check
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON report, or None when it has not been written."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def review(
+    reports: Path,
+    store_path: Path,
+    checkpoint: Path,
+    live_dir: Path,
+    params: dict[str, Any] | None = None,
+    min_symbol_count: int = 20,
+    max_frames: int = 8192,
+    overfit_steps: int = 150,
+    overfit_lr: float = 1e-3,
+) -> list[Check]:
+    """Every check: the data, the model (when params are given), then the run."""
+    checks = (
+        check_validation(read_json(reports / "validation.json"))
+        + check_alignment(read_json(reports / "precompute.json"))
+        + check_store(store_path, min_symbol_count, max_frames)
+        + check_checkpoint(checkpoint, store_path)
+    )
+    if params is not None:
+        checks += check_model(params, store_path, overfit_steps, overfit_lr, checkpoint)
+    return checks + check_attention(live_dir) + check_run(live_dir)

@@ -1,0 +1,167 @@
+"""What the evaluate stage leaves for people and for DVC: reports/eval.json,
+reports/eval_utterances.csv, reports/samples/*.wav, reports/figures/eval/*.png and
+reports/summary.md, written from one evaluation's results."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.atomic import write_json, write_text, write_wav
+from pipeline.common.figures import attention_figure, mel_comparison_figure
+from pipeline.config import EvalConfig
+from pipeline.features.store import FeatureStore
+
+# (text, wave, what the recognizer heard or None) per held-back sentence.
+HeldBack = list[tuple[str, np.ndarray, str | None]]
+
+
+@dataclass
+class EvalResults:
+    """One evaluation's results: eval.json's content, a row per utterance (sorted by id), and
+    keyed by store index the waves (synthesized, vocoded_truth, truth), the (predicted,
+    target) mels and the teacher-forced (attention, expected-token path) of those drawn."""
+
+    metrics: dict[str, Any]
+    rows: list[dict[str, Any]]
+    waves: dict[int, dict[str, np.ndarray]]
+    mels: dict[int, tuple[np.ndarray, np.ndarray]]
+    attention: dict[int, tuple[np.ndarray, np.ndarray]]
+    held_back: HeldBack
+    sample_rate: int
+
+
+def write_reports(
+    reports: Path, results: EvalResults, cfg: EvalConfig, store: FeatureStore, symbols: list[str]
+) -> None:
+    """Every output of the evaluate stage under `reports`."""
+    write_samples(reports / "samples", results, cfg.samples, store.attrs["ids"])
+    write_figures(reports / "figures" / "eval", results, cfg.figures, store, symbols)
+    write_table(reports / "eval_utterances.csv", results.rows)
+    write_json(reports / "eval.json", results.metrics)
+    write_text(reports / "summary.md", summary_markdown(results.metrics, results.rows, results.held_back, cfg))
+
+
+def _fresh_folder(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*"):
+        old.unlink()  # the folder is this stage's output: nothing stale from another run
+
+
+def write_samples(folder: Path, results: EvalResults, count: int, ids: list[str]) -> None:
+    """The first `count` utterances' three waves, and every held-back sentence's wave."""
+    _fresh_folder(folder)
+    for i in sorted(results.waves)[:count]:
+        for kind, wave in results.waves[i].items():
+            write_wav(folder / f"{ids[i]}_{kind}.wav", wave, results.sample_rate)
+    for k, (_, wave, _) in enumerate(results.held_back):
+        write_wav(folder / f"held_back_{k + 1:02d}.wav", wave, results.sample_rate)
+
+
+def write_figures(folder: Path, results: EvalResults, count: int, store: FeatureStore, symbols: list[str]) -> None:
+    """Predicted vs target mel of the first `count` utterances, and their attention where drawn."""
+    _fresh_folder(folder)
+    ids, texts = store.attrs["ids"], store.attrs["texts"]
+    for i in sorted(results.mels)[:count]:
+        pred, true = results.mels[i]
+        mel_comparison_figure(
+            folder / f"{ids[i]}_mel.png",
+            [("recording (target)", true), ("free-running synthesis", pred)],
+            f"{ids[i]}: {texts[i]}",
+        )
+        if i in results.attention:
+            att, expected = results.attention[i]
+            attention_figure(
+                folder / f"{ids[i]}_attention.png",
+                att,
+                expected,
+                [symbols[t] for t in store.tokens(i)],
+                f"{ids[i]}: teacher-forced cross-attention, duration path (cyan)",
+            )
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The per-utterance rows as CSV, floats to 4 decimals."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_text(path, buf.getvalue())
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
+    """The measures only some runs have: attention (and stop) of the autoregressive decoder, WER."""
+    lines = []
+    if "alignment_error" in m:
+        lines.append(
+            f"| attention alignment error | {_fmt(m['alignment_error'])} tokens | teacher-forced attention vs durations |"
+        )
+    if "stop" in m:
+        s = m["stop"]
+        lines.append(
+            f"| stop token | {s['on_time']} on time, {s['early']} early, {s['late']} late, {s['never']} never | "
+            f"±{cfg.stop_tolerance:.0%} of the recorded length |"
+        )
+    if "wer" in m:
+        w = m["wer"]
+        lines.append(f"| WER synthesized | {_fmt(w['synthesized'])} | pocketsphinx on the synthesized audio |")
+        lines.append(
+            f"| WER vocoded truth | {_fmt(w['vocoded_truth'])} | ... on {cfg.vocoder} of the recording's mel |"
+        )
+        lines.append(f"| WER truth | {_fmt(w['truth'])} | ... on the recordings (the recognizer's own floor) |")
+        if "held_back" in w:
+            lines.append(f"| WER held-back sentences | {_fmt(w['held_back'])} | sentences from no corpus |")
+    return lines
+
+
+def _heard(rows: list[dict[str, Any]], held_back: HeldBack) -> list[str]:
+    """The table of what the recognizer heard: the first rows, then the held-back sentences."""
+    lines = ["", "## What the recognizer heard", "", "| text | synthesized | recording |", "|---|---|---|"]
+    for r in rows[:8]:
+        lines.append(f"| {r['text']} | {r['heard_synthesized']} | {r['heard_truth']} |")
+    for text, _, heard in held_back:
+        lines.append(f"| {text} (held back) | {heard} | – |")
+    return lines
+
+
+def summary_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], held_back: HeldBack, cfg: EvalConfig) -> str:
+    """reports/summary.md: what a person reads first."""
+    m = metrics
+    conv = m["convergence"]
+    lines = [
+        "# Hamgara evaluation",
+        "",
+        f"Checkpoint `{cfg.checkpoint}` (step {m['checkpoint_step']}, {m['decoder']} decoder), "
+        f"{m['utterances']} validation utterances synthesized free-running.",
+        "",
+        "| measure | value | meaning |",
+        "|---|---|---|",
+        f"| val_mel_loss | {_fmt(m['val_mel_loss'])} | teacher-forced L1 on normalized mels (training's curve) |",
+        f"| MCD-DTW, model | {_fmt(m['mcd']['model'], 2)} dB | synthesized vs recording |",
+        f"| MCD-DTW, vocoder ceiling | {_fmt(m['mcd']['vocoder_ceiling'], 2)} dB | {cfg.vocoder} on the recording's own mel |",
+        f"| MCD, model's share | {_fmt(m['mcd']['model_share'], 2)} dB | what a better acoustic model could remove |",
+        f"| length ratio error | {_fmt(m['length_ratio_error'])} | mean abs(synthesized / recorded length - 1) |",
+        f"| duration error | {_fmt(m['duration_mae_frames'], 2)} frames | predicted vs aligner durations, per token |",
+        *_optional_rows(m, cfg),
+        f"| real-time factor | {_fmt(m['rtf']['total'])} | compute seconds per second of audio (model {_fmt(m['rtf']['model'])}, vocoder {_fmt(m['rtf']['vocoder'])}) |",
+        f"| steps_to_target | {_fmt(conv.get('steps_to_target'))} | first step with smoothed val_mel_loss <= {cfg.target_val_mel_loss} |",
+        f"| validation curve area | {_fmt(conv.get('val_curve_area'))} | mean val_mel_loss over the run (lower = faster) |",
+        f"| training wall time | {_fmt(conv.get('wall_seconds'), 0)} s | |",
+        "",
+        "Listen: `reports/samples/` (`*_synthesized.wav` next to `*_vocoded_truth.wav` and `*_truth.wav`; "
+        "`held_back_*.wav`). Look: `reports/figures/eval/` (mels; attention with the duration path). "
+        "Per utterance: `reports/eval_utterances.csv`.",
+    ]
+    if "wer" in m:
+        lines += _heard(rows, held_back)
+    return "\n".join(lines) + "\n"

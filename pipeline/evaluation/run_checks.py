@@ -1,0 +1,141 @@
+"""The run half of `hamgara doctor`: the training history dvclive wrote.
+
+LR schedule as applied, skipped non-finite steps, plateau and early-stop events, the loss
+slope, the train/validation gap, throughput and GPU utilisation; and the autoregressive
+decoder's attention against the durations over training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.evaluation.history import read_series
+from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING, Check
+
+
+def check_run(live_dir: Path, overfit_rise: float = 0.05, min_gpu_utilization: float = 70.0) -> list[Check]:
+    """The training history: skips, LR schedule, plateau/early stop, slope, overfitting, throughput."""
+    metrics = live_dir / "plots" / "metrics"
+    steps, loss = read_series(metrics / "train" / "loss.tsv")
+    if len(loss) == 0:
+        return [Check("run", "training history", PROBLEM, f"no training history in {live_dir}", "run dvc repro train")]
+    checks = [_non_finite_steps(metrics, steps), _learning_rate(metrics, steps)]
+    checks += _early_stop(metrics, steps) + _slope(metrics, loss) + _gap(metrics, overfit_rise)
+    return checks + _throughput(metrics, min_gpu_utilization)
+
+
+def _non_finite_steps(metrics: Path, steps: np.ndarray) -> Check:
+    _, skipped = read_series(metrics / "train" / "skipped_steps.tsv")
+    n_skipped = int(skipped[-1]) if len(skipped) else 0
+    return Check(
+        "run",
+        "non-finite steps",
+        WARNING if n_skipped else OK,
+        f"{n_skipped} of {int(steps[-1]) + 1} steps skipped for a non-finite loss or gradient",
+        "lower train.lr or raise train.warmup_steps; with fp16 try bf16 or train.mixed_precision: false"
+        if n_skipped
+        else "",
+    )
+
+
+def _learning_rate(metrics: Path, steps: np.ndarray) -> Check:
+    _, lr = read_series(metrics / "train" / "lr.tsv")
+    _, reduced = read_series(metrics / "val" / "lr_reduced.tsv")
+    events = int(reduced.sum()) if len(reduced) else 0
+    too_low = bool(len(lr)) and lr.max() < 1e-5
+    return Check(
+        "run",
+        "learning rate",
+        WARNING if too_low else OK,
+        f"applied LR from {lr.min():.2e} to {lr.max():.2e} (peak at step {int(steps[int(np.argmax(lr))])}); "
+        f"{events} plateau reduction(s)"
+        if len(lr)
+        else "no LR logged",
+        "the peak LR is very low: raise train.lr" if too_low else "",
+    )
+
+
+def _early_stop(metrics: Path, steps: np.ndarray) -> list[Check]:
+    _, stop = read_series(metrics / "val" / "stop.tsv")
+    if not (len(stop) and stop[-1] > 0):
+        return []
+    return [
+        Check(
+            "run", "early stopping", OK, f"stopped early at step {int(steps[-1]) + 1}: val_mel_loss stopped improving"
+        )
+    ]
+
+
+def _slope(metrics: Path, loss: np.ndarray) -> list[Check]:
+    _, slope = read_series(metrics / "train" / "loss_slope.tsv")
+    if not len(slope):
+        return []
+    rel = slope[-1] / max(abs(float(np.median(loss[-50:]))), 1e-12)
+    return [
+        Check(
+            "run",
+            "convergence slope",
+            OK if slope[-1] < 0 else WARNING,
+            f"smoothed loss changes {slope[-1]:+.2e} per step ({rel:+.2e} relative) over the last window",
+            ""
+            if slope[-1] < 0
+            else "the loss no longer falls: the LR schedule has run down or the model is at capacity",
+        )
+    ]
+
+
+def _gap(metrics: Path, overfit_rise: float) -> list[Check]:
+    vsteps, val = read_series(metrics / "val_mel_loss.tsv")
+    if len(val) < 3:
+        return []
+    best = int(np.argmin(val))
+    rise = (val[-1] - val[best]) / max(val[best], 1e-12)
+    return [
+        Check(
+            "run",
+            "train/validation gap",
+            WARNING if rise > overfit_rise else OK,
+            f"val_mel_loss best {val[best]:.4f} at step {int(vsteps[best])}, last {val[-1]:.4f} ({rise:+.1%})",
+            "validation got worse while training went on: overfitting; use models/best.pt, more data, or more dropout"
+            if rise > overfit_rise
+            else "",
+        )
+    ]
+
+
+def _throughput(metrics: Path, min_gpu_utilization: float) -> list[Check]:
+    _, fps = read_series(metrics / "train" / "frames_per_s.tsv")
+    _, util = read_series(metrics / "train" / "gpu_utilization.tsv")
+    if len(util):
+        low = float(np.median(util)) < min_gpu_utilization
+        return [
+            Check(
+                "run",
+                "GPU utilisation",
+                WARNING if low else OK,
+                f"median GPU utilisation {np.median(util):.0f}%, {np.median(fps):.0f} frames/s",
+                "the GPU waits for data: raise train.num_workers or train.batch_size" if low else "",
+            )
+        ]
+    if len(fps):
+        return [Check("run", "throughput", OK, f"median {np.median(fps):.0f} frames/s (CPU run: no GPU utilisation)")]
+    return []
+
+
+def check_attention(live_dir: Path, max_error: float = 1.0) -> list[Check]:
+    """The autoregressive decoder's attention follows the durations by the end of training."""
+    steps, err = read_series(live_dir / "plots" / "metrics" / "val" / "alignment_error.tsv")
+    if len(err) == 0:
+        return []
+    good = err[-1] <= max_error and err[-1] <= err[0]
+    return [
+        Check(
+            "model",
+            "attention alignment",
+            OK if good else WARNING,
+            f"attention vs durations: {err[0]:.2f} tokens at step {int(steps[0])}, {err[-1]:.2f} at step {int(steps[-1])}",
+            "" if good else "the attention drifts from the durations: raise train.attention_loss_weight",
+        )
+    ]

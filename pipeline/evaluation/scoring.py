@@ -1,0 +1,283 @@
+"""Scoring a checkpoint against the validation split: the work behind the evaluate stage.
+
+An `Evaluation` runs in named steps: set up (checkpoint, store, vocoder, recognizer); the
+teacher-forced metrics; free-running synthesis scored per batch of one language and speaker
+(MCD-DTW against the recording and of the vocoder on the recording's own mel, length ratio,
+stop token, duration error, what the recognizer heard); the held-back sentences; the word
+error rates; convergence from the training history. `evaluate` runs one and writes its
+reports (pipeline/evaluation/report.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from model.ar_decoder import expected_tokens
+from model.objective import teacher_forced_metrics
+from model.vocoder import Vocoder, load_vocoder
+from pipeline.common.runtime import resolve_device
+from pipeline.config import EvalConfig, train_config
+from pipeline.evaluation.history import convergence
+from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
+from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
+from pipeline.evaluation.synthesizer import Synthesizer, Utterance
+from pipeline.evaluation.wer import Recognizer, word_error_rate
+from pipeline.features.split import VAL
+from pipeline.features.store import FeatureStore
+from pipeline.training.checkpoint import CheckpointError
+from pipeline.training.dataset import FeatureDataset, collate
+
+STOP_OUTCOMES = ("on_time", "early", "late", "never")
+
+
+def stop_outcome(fired: bool | None, predicted: int, target: int, tolerance: float) -> str | None:
+    """How the stop token ended an utterance: on_time, early, late or never (the length cap
+    ended it); None for a decoder without one."""
+    if fired is None:
+        return None
+    if not fired:
+        return "never"
+    ratio = predicted / max(target, 1)
+    if ratio < 1.0 - tolerance:
+        return "early"
+    if ratio > 1.0 + tolerance:
+        return "late"
+    return "on_time"
+
+
+def truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:
+    """The recording, read as precompute read it (resampled, trimmed, peak-normalized)."""
+    from pipeline.data.audio import load_waveform, recorded_trim_frames
+
+    if utt_id not in manifest.index:
+        raise ValueError(f"{utt_id}: in features.zarr but not in the manifest; rerun dvc repro precompute")
+    wave, _ = load_waveform(
+        str(manifest.loc[utt_id, "audio"]),
+        features["sample_rate"],
+        features["trim_top_db"],
+        features["peak_norm"],
+        *recorded_trim_frames(features),
+    )
+    return wave.numpy()
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+class Evaluation:
+    """One evaluation of the checkpoint `cfg.checkpoint` on the validation split of a store.
+    Construct it (the set-up step), then `run()`; the steps fill its fields as they go."""
+
+    def __init__(
+        self,
+        store_path: Path,
+        manifest_path: Path,
+        live_dir: Path,
+        cfg: EvalConfig,
+        settings_params: dict[str, Any],
+        progress: bool = True,
+    ) -> None:
+        self.cfg, self.live_dir, self.progress = cfg, live_dir, progress
+        self.device = resolve_device(cfg.device)
+        self.synth = Synthesizer.from_file(cfg.checkpoint, self.device)
+        self.store = FeatureStore(store_path)
+        if list(self.store.attrs["symbols"]) != self.synth.symbols:
+            raise CheckpointError(
+                f"{cfg.checkpoint}: trained on another symbol table than {store_path}; retrain (dvc repro train)"
+            )
+        self.dataset = FeatureDataset(store_path, [VAL])
+        indices = self.dataset.indices[: cfg.utterances] if cfg.utterances > 0 else self.dataset.indices
+        if len(indices) == 0:
+            raise ValueError(f"{store_path}: no validation utterances to evaluate (features.val_share is 0?)")
+        self.indices = [int(i) for i in indices]
+        self.manifest = pd.read_parquet(manifest_path).set_index("id")
+        self.settings = train_config(settings_params).loss_settings(self.synth.config.reduction)
+        self.vocoder: Vocoder = load_vocoder(cfg.vocoder, self.synth.mel_settings, cfg.griffin_lim_iters, self.device)
+        self.sample_rate = self.vocoder.sample_rate
+        self.recognizer = Recognizer() if cfg.recognizer == "pocketsphinx" else None
+        self.rows: list[dict[str, Any]] = []
+        self.waves: dict[int, dict[str, np.ndarray]] = {}
+        self.mels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.attention: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.held_back: HeldBack = []
+        self.seconds = {"audio": 0.0, "model": 0.0, "vocoder": 0.0}
+
+    def run(self) -> EvalResults:
+        """Every step in order; the results the reports are written from."""
+        metrics = self.teacher_forced()
+        self.synthesize_and_score()
+        metrics.update(self.free_running_metrics())
+        self.synthesize_held_back()
+        if self.recognizer is not None:
+            metrics["wer"] = self.word_error_rates()
+        metrics["convergence"] = self.convergence()
+        return EvalResults(metrics, self.rows, self.waves, self.mels, self.attention, self.held_back, self.sample_rate)
+
+    def teacher_forced(self) -> dict[str, Any]:
+        """val_mel_loss (and the attention's alignment error) over the evaluated utterances;
+        keeps the attention and expected-token path of those drawn (autoregressive decoder)."""
+        synth, cfg = self.synth, self.cfg
+        items = [self.dataset[k] for k in range(len(self.indices))]
+        batches = [collate(items[k : k + cfg.batch_size])[0] for k in range(0, len(items), cfg.batch_size)]
+        tf = teacher_forced_metrics(synth.model, batches, self.settings, synth.device)
+        drawn = items[: cfg.figures]
+        if synth.config.decoder == "autoregressive" and drawn:
+            batch = collate(drawn)[0].to(synth.device)
+            with torch.no_grad():
+                out = synth.model(batch)
+            steps = torch.arange(out.attention.size(1), device=synth.device)
+            expected = expected_tokens(batch.durations, steps, synth.config.reduction)
+            for k, item in enumerate(drawn):
+                n, s = int(batch.token_mask[k].sum()), int(out.step_mask[k].sum())
+                self.attention[item["index"]] = (
+                    out.attention[k, :s, :n].float().cpu().numpy(),
+                    expected[k, :s].cpu().numpy(),
+                )
+        metrics: dict[str, Any] = {
+            "utterances": len(self.indices),
+            "decoder": synth.config.decoder,
+            "checkpoint_step": synth.step,
+            "val_mel_loss": tf["val_mel_loss"],
+        }
+        if "val/alignment_error" in tf:
+            metrics["alignment_error"] = tf["val/alignment_error"]
+        return metrics
+
+    def synthesize_and_score(self) -> None:
+        """Free-running synthesis of every evaluated utterance, scored; rows sorted by id."""
+        languages, speakers = self.store.array("language"), self.store.array("speaker")
+        # Batches of one language and speaker (the model takes one of each per call).
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i in self.indices:
+            groups.setdefault((int(languages[i]), int(speakers[i])), []).append(i)
+        bar = tqdm(total=len(self.indices), desc="evaluate", unit="utt", disable=not self.progress)
+        for (lang, spk), members in groups.items():
+            # Scored shortest first: pocketsphinx adapts its cepstral mean from one utterance to
+            # the next, so the order it hears them in is part of the WER.
+            members = sorted(members, key=lambda i: len(self.store.tokens(i)))
+            utts = self.synth.synthesize_tokens(
+                [self.store.tokens(i).astype(int).tolist() for i in members],
+                [self.store.attrs["texts"][i] for i in members],
+                self.vocoder,
+                self.synth.languages[lang],
+                spk,
+                None,
+                self.cfg.length_scale,
+                self.cfg.batch_size,
+            )
+            for i, utt in zip(members, utts):
+                self.rows.append(self.score_utterance(i, utt))
+                bar.update(1)
+        bar.close()
+        self.rows.sort(key=lambda r: r["id"])
+
+    def _cepstrum(self, wave: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        return mel_cepstrum(trim_silence(wave, cfg.mcd_trim_top_db), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
+
+    def score_utterance(self, i: int, utt: Utterance) -> dict[str, Any]:
+        """The row of store utterance `i` synthesized as `utt`; keeps its waves and mels."""
+        wave, mel = utt.wave, utt.mel
+        assert wave is not None  # synthesized with a vocoder
+        true_mel = self.store.mel(i)
+        vocoded_truth = self.vocoder(torch.from_numpy(true_mel)).numpy()
+        utt_id = self.store.attrs["ids"][i]
+        truth = truth_wave(self.manifest, utt_id, self.store.attrs["features"])
+        ref = self._cepstrum(truth)
+        row: dict[str, Any] = {
+            "id": utt_id,
+            "text": self.store.attrs["texts"][i],
+            "frames": len(mel),
+            "target_frames": len(true_mel),
+            "length_ratio": len(mel) / max(len(true_mel), 1),
+            "stop": stop_outcome(utt.stop_fired, len(mel), len(true_mel), self.cfg.stop_tolerance),
+            "duration_mae_frames": float(np.abs(utt.durations - self.store.durations(i)).mean()),
+            "mcd_model": mcd_dtw(ref, self._cepstrum(wave)),
+            "mcd_vocoder": mcd_dtw(ref, self._cepstrum(vocoded_truth)),
+        }
+        if self.recognizer is not None:
+            row["heard_synthesized"] = self.recognizer.transcribe(wave, self.sample_rate)
+            row["heard_vocoded_truth"] = self.recognizer.transcribe(vocoded_truth, self.sample_rate)
+            row["heard_truth"] = self.recognizer.transcribe(truth, self.sample_rate)
+        self.waves[i] = {"synthesized": wave, "vocoded_truth": vocoded_truth, "truth": truth}
+        self.mels[i] = (mel, true_mel)
+        self.seconds["audio"] += len(wave) / self.sample_rate
+        self.seconds["model"] += utt.model_seconds
+        self.seconds["vocoder"] += utt.vocoder_seconds
+        return row
+
+    def free_running_metrics(self) -> dict[str, Any]:
+        """MCD, length and duration errors, stop outcomes and real-time factor over the rows."""
+        rows, seconds = self.rows, self.seconds
+        mcd_model = _mean([r["mcd_model"] for r in rows])
+        mcd_vocoder = _mean([r["mcd_vocoder"] for r in rows])
+        metrics: dict[str, Any] = {
+            "mcd": {"model": mcd_model, "vocoder_ceiling": mcd_vocoder, "model_share": mcd_model - mcd_vocoder},
+            "length_ratio_error": _mean([abs(r["length_ratio"] - 1.0) for r in rows]),
+            "duration_mae_frames": _mean([r["duration_mae_frames"] for r in rows]),
+        }
+        if self.synth.config.decoder == "autoregressive":
+            metrics["stop"] = {k: sum(r["stop"] == k for r in rows) for k in STOP_OUTCOMES}
+        metrics["rtf"] = {
+            "model": seconds["model"] / seconds["audio"],
+            "vocoder": seconds["vocoder"] / seconds["audio"],
+            "total": (seconds["model"] + seconds["vocoder"]) / seconds["audio"],
+        }
+        return metrics
+
+    def synthesize_held_back(self) -> None:
+        """The held-back sentences (eval.sentences): synthesized and, with a recognizer, heard."""
+        if not self.cfg.sentences:
+            return
+        utts = self.synth.synthesize(
+            list(self.cfg.sentences), self.vocoder, None, None, None, self.cfg.length_scale, self.cfg.batch_size
+        )
+        for utt in utts:
+            assert utt.wave is not None  # synthesized with a vocoder
+            heard = self.recognizer.transcribe(utt.wave, self.sample_rate) if self.recognizer is not None else None
+            self.held_back.append((utt.text, utt.wave, heard))
+
+    def word_error_rates(self) -> dict[str, float]:
+        """WER on synthesized, vocoded-truth and true audio, their gap, and on the held-back sentences."""
+        rows = self.rows
+        refs = [r["text"] for r in rows]
+        wer = {
+            "synthesized": word_error_rate(refs, [r["heard_synthesized"] for r in rows]),
+            "vocoded_truth": word_error_rate(refs, [r["heard_vocoded_truth"] for r in rows]),
+            "truth": word_error_rate(refs, [r["heard_truth"] for r in rows]),
+        }
+        wer["gap"] = wer["synthesized"] - wer["vocoded_truth"]
+        if self.held_back:
+            wer["held_back"] = word_error_rate(
+                [t for t, _, _ in self.held_back], [h or "" for _, _, h in self.held_back]
+            )
+        return wer
+
+    def convergence(self) -> dict[str, Any]:
+        """The training history's convergence figures (those available) and the target they used."""
+        cfg = self.cfg
+        figures = convergence(self.live_dir, cfg.target_val_mel_loss, cfg.curve_smoothing)
+        return {k: v for k, v in figures.items() if v is not None} | {"target_val_mel_loss": cfg.target_val_mel_loss}
+
+
+def evaluate(
+    store_path: Path,
+    manifest_path: Path,
+    live_dir: Path,
+    cfg: EvalConfig,
+    settings_params: dict[str, Any],
+    reports: Path,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score the checkpoint `cfg.checkpoint`; write the reports; return eval.json's content."""
+    evaluation = Evaluation(store_path, manifest_path, live_dir, cfg, settings_params, progress)
+    results = evaluation.run()
+    write_reports(reports, results, cfg, evaluation.store, evaluation.synth.symbols)
+    return results.metrics

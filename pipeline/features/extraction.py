@@ -1,0 +1,105 @@
+"""Audio -> log-mel for every manifest row, in parallel worker processes, appended to the
+resumable partial store a batch at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+from multiprocessing import Pool
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from model.mel import LogMel, MelSettings
+from pipeline.common.runtime import worker_count
+from pipeline.config import FeaturesConfig
+from pipeline.data.audio import load_waveform
+from pipeline.features.split import TRAIN
+from pipeline.features.store import FeatureWriter
+
+BATCH = 32  # utterances appended at a time: the resume point
+WINDOW = 16 * BATCH  # utterances in flight at most
+
+_MEL: LogMel | None = None  # one per worker process, built by the pool initializer
+
+AudioJob = tuple[str, str, int, float, float, int, int]  # id, path, sr, top_db, peak, trim frame, trim hop
+
+
+def mel_settings(cfg: FeaturesConfig) -> MelSettings:
+    """The mel settings part of the features config."""
+    names = {f.name for f in dataclasses.fields(MelSettings)}
+    return MelSettings(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
+
+
+def _init_worker(settings: MelSettings) -> None:
+    global _MEL
+    torch.set_num_threads(1)  # parallelism comes from processes; threads would oversubscribe
+    _MEL = LogMel(settings)
+
+
+def _audio_job(args: AudioJob) -> tuple[str, np.ndarray, float]:
+    utt_id, path, sr, top_db, peak, frame_length, hop_length = args
+    assert _MEL is not None
+    wave, trim_start = load_waveform(path, sr, top_db, peak, frame_length, hop_length)
+    with torch.no_grad():
+        mel = _MEL(wave).numpy()
+    return utt_id, mel, trim_start
+
+
+def _job(utt_id: str, path: str, cfg: FeaturesConfig) -> AudioJob:
+    return (
+        utt_id,
+        path,
+        cfg.sample_rate,
+        cfg.trim_top_db,
+        cfg.peak_norm,
+        cfg.trim_frame_length,
+        cfg.trim_hop_length,
+    )
+
+
+def extract_features(
+    writer: FeatureWriter,
+    manifest: pd.DataFrame,
+    tokens: list[list[int]],
+    splits: np.ndarray,
+    cfg: FeaturesConfig,
+    progress: bool,
+) -> int:
+    """Mels for every manifest row not yet in the store, in parallel. Returns how many were
+    already there (resumed).
+
+    Results stream in order while the workers keep going, and are appended every BATCH
+    utterances (the resume point); a window of WINDOW utterances at a time bounds how many
+    finished mels can wait in memory.
+    """
+    ids = manifest["id"].tolist()
+    done = writer.done
+    todo = [i for i, utt_id in enumerate(ids) if utt_id not in done]
+    audio = manifest["audio"].tolist()
+    with Pool(worker_count(cfg.workers), initializer=_init_worker, initargs=(mel_settings(cfg),)) as pool:
+        bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="features", unit="utt", disable=not progress)
+        for w in range(0, len(todo), WINDOW):
+            rows = todo[w : w + WINDOW]
+            jobs = [_job(ids[i], audio[i], cfg) for i in rows]
+            pending: list[dict[str, Any]] = []
+            for i, (utt_id, mel, trim_start) in zip(rows, pool.imap(_audio_job, jobs, chunksize=4)):
+                pending.append(
+                    {
+                        "id": utt_id,
+                        "mel": mel,
+                        "tokens": tokens[i],
+                        "trim_start": trim_start,
+                        "is_train": splits[i] == TRAIN,
+                    }
+                )
+                if len(pending) == BATCH:
+                    writer.append(pending)
+                    bar.update(len(pending))
+                    pending = []
+            writer.append(pending)
+            bar.update(len(pending))
+        bar.close()
+    return len(ids) - len(todo)
