@@ -155,6 +155,13 @@ def test_every_params_section_has_a_typed_config() -> None:
     assert set(committed_params()) == set(SECTION_BUILDERS)
 
 
+@pytest.mark.parametrize("section", list(SECTION_BUILDERS))
+def test_every_section_builds_from_the_committed_params(section: str) -> None:
+    # A key removed by hand from params.yaml (or a config field without its key) fails here,
+    # naming the key, before any stage runs.
+    SECTION_BUILDERS[section](committed_params())
+
+
 @pytest.mark.parametrize("key", leaf_keys(committed_params()))
 def test_every_params_key_is_read_by_its_config(key: str) -> None:
     # Removing the key must make its section's config fail, naming it: the config reads it.

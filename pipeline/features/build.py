@@ -1,11 +1,7 @@
-"""One precompute run: manifest -> features.zarr (log-mels, token ids, durations, split, stats).
-
-Text: normalized text -> phonemes (espeak-ng) or characters -> ids with a stored symbol
-table. Audio: mono, resampled to features.sample_rate, trimmed, peak-normalized, log-mel.
-Batches are processed in parallel and appended to a resumable partial store; a killed run
-picks up at its last finished batch. Memory holds one batch, not the corpus. Then the
-aligner (model/aligner.py) is trained on the corpus, or loaded from its cache, and gives
-every token a duration and every utterance an alignment score; outliers are flagged.
+"""One precompute run as a small object with named steps, in the order they run: text and
+tokens, plan (fingerprint, resume a partial store), extract audio features, align, finish the
+store (split and statistics), report. What each step produces is described in the
+`precompute` command's help (pipeline/precompute.py) and the README.
 """
 
 from __future__ import annotations
