@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from helpers import tiny_params
 from pipeline.doctor import main as doctor_main
 from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
 from pipeline.evaluation.run_checks import check_run
@@ -126,9 +128,13 @@ def test_low_gpu_utilisation_points_at_the_loader(tmp_path) -> None:
     assert check.verdict == WARNING and "num_workers" in check.fix
 
 
-def test_doctor_writes_the_report_and_exits_1_on_a_problem(tmp_path, tiny_store, tiny_runs) -> None:
+def test_doctor_writes_the_report_and_exits_4_on_a_problem(tmp_path, params, tiny_store, tiny_runs) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
+    # The model checks build the model from --params: the committed defaults with the tiny model,
+    # never the workspace params.yaml (an experiment may have rewritten it).
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_params(params)), encoding="utf-8")
     (reports / "validation.json").write_text(
         json.dumps({**CLEAN, "rejected": 30, "rejected_share": 0.3, "rejected_by_reason": {"clipped": 30}})
     )
@@ -145,6 +151,8 @@ def test_doctor_writes_the_report_and_exits_1_on_a_problem(tmp_path, tiny_store,
             str(tiny_runs["parallel"] / "dvclive"),
             "--min-symbol-count",
             "1",
+            "--params",
+            str(params_file),
         ]
     )
     assert rc == 4
