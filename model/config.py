@@ -39,12 +39,25 @@ class ModelConfig:
     optional_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        """Refuse a model that cannot be built or would misbehave, all problems together. Each
+        line starts with the field's name, so pipeline/config.py can name the params.yaml key."""
+        problems = []
         if self.decoder not in ("autoregressive", "parallel"):
-            raise ValueError(f"model.decoder must be 'autoregressive' or 'parallel', got {self.decoder!r}")
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
-        if self.reduction < 1:
-            raise ValueError(f"model.reduction must be >= 1, got {self.reduction}")
+            problems.append(f"decoder must be 'autoregressive' or 'parallel', got {self.decoder!r}")
+        # Every count (vocabulary, widths, layers, frames per step, attention window) is >= 1:
+        # 0 builds an empty layer, or a window that sees no token.
+        for f in fields(self):
+            if f.type == "int" and getattr(self, f.name) < 1:
+                problems.append(f"{f.name} must be an integer >= 1, got {getattr(self, f.name)!r}")
+        for name in ("dropout", "prenet_dropout"):  # a drop probability of 1 would zero every activation
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name} must be a number in [0, 1), got {getattr(self, name)!r}")
+        if not self.max_length_factor >= 1:  # a cap below 1 cuts every predicted length short
+            problems.append(f"max_length_factor must be a number >= 1, got {self.max_length_factor!r}")
+        if self.heads >= 1 and self.d_model % self.heads:
+            problems.append(f"heads must divide d_model ({self.d_model}), got {self.heads}")
+        if problems:
+            raise ValueError("\n".join(problems))
 
 
 # The symbol between words in every frontend's output (model/text.py): it may last 0 frames.

@@ -1,22 +1,34 @@
 """Typed configuration, one dataclass per stage section of params.yaml.
 
 Every default lives in params.yaml; these classes only give the values types and a clear
-error when a key is missing or unknown, so no knob hides in code.
+error when a key is missing or unknown, so no knob hides in code. Each field also declares
+the values it may take (`at_least(1)`, `share()`, `one_of(...)`: its `Limit`), and every
+section config checks its fields' types and limits, then its cross-key rules, when it is
+built; `load_params` builds every section, so a bad value (typed by hand or set with
+`dvc exp run -S`) stops a stage before any work starts, with one line per problem naming
+the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
+import re
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
 from model.config import LOSS_TERMS, PARAM_KEYS, SIZE_KEYS, WORD_SEPARATOR, LossSettings, LossWeights, ModelConfig
 
 T = TypeVar("T")
+
+# The sections of params.yaml, each read by one typed config below.
+SECTIONS = ("data", "features", "align", "model", "train", "eval")
 
 
 class ConfigError(ValueError):
@@ -25,66 +37,294 @@ class ConfigError(ValueError):
 
 def check_keys(raw: Any, known: tuple[str, ...] | list[str], where: str) -> None:
     """Refuse a section that is not a mapping, has a key we do not read (naming the nearest
-    known key: `val_evry` is almost always a typo of `val_every`), or lacks one we need."""
+    known key: `val_evry` is almost always a typo of `val_every`), or lacks one we need.
+    `where` is the section's dotted path; "" is the top level (the sections themselves)."""
+    place = f"`{where}`" if where else "the top level"
     if not isinstance(raw, dict):
-        raise ConfigError(f"params.yaml: `{where}` must be a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(known))
+        raise ConfigError(f"params.yaml: {place} must be a mapping, got {type(raw).__name__}")
+    prefix = f"{where}." if where else ""
+    unknown = sorted(set(raw) - set(known), key=str)
     if unknown:
         hints = []
         for key in unknown:
             near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            hints.append(f"{where}.{key}" + (f" (did you mean {where}.{near[0]}?)" if near else ""))
-        raise ConfigError(f"params.yaml: unknown key(s): {'; '.join(hints)}. Known under `{where}`: {', '.join(known)}")
+            hints.append(f"{prefix}{key}" + (f" (did you mean {prefix}{near[0]}?)" if near else ""))
+        raise ConfigError(f"params.yaml: unknown key(s): {'; '.join(hints)}. Known under {place}: {', '.join(known)}")
     missing = [k for k in known if k not in raw]
     if missing:
-        raise ConfigError(f"params.yaml: missing key(s) under `{where}`: {', '.join(missing)}")
+        raise ConfigError(f"params.yaml: missing key(s) under {place}: {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The values a knob may take beyond its type: a range (either end absent, open or
+    closed), a set of choices, or a pattern. `note` says what an edge value means where it
+    has a documented meaning (`0 = all cores`), so the message explains why 0 passes."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    pattern: str = ""
+    shown: str = ""  # how a pattern is described to the user
+    note: str = ""
+
+    def allows(self, value: Any) -> bool:
+        """Whether a value of the right type is within the limit (null always is: a
+        `X | None` field's null means "off" and has no range)."""
+        if value is None:
+            return True
+        if self.choices:
+            return value in self.choices
+        if self.pattern:
+            return re.fullmatch(self.pattern, value) is not None
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+    def describe(self) -> str:
+        """The limit in words: `> 0`, `in [0, 1]`, `one of a, b`, plus the note."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.pattern:
+            return self.shown
+        if self.low is not None and self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = f"{'<' if self.high_open else '<='} {self.high:g}"
+        return text + (f" ({self.note})" if self.note else "")
+
+
+def _knob(**limit: Any) -> Any:
+    """A dataclass field (without default: every default lives in params.yaml) whose value
+    must also satisfy `Limit(**limit)`."""
+    return dataclasses.field(metadata={"limit": Limit(**limit)})
+
+
+def at_least(low: float, note: str = "") -> Any:
+    """A count or amount of `low` or more (`at_least(1)`: steps, sizes, rates)."""
+    return _knob(low=low, note=note)
+
+
+def above(low: float) -> Any:
+    """A number strictly above `low` (`above(0)`: learning rates, scales, decibels)."""
+    return _knob(low=low, low_open=True)
+
+
+def at_most(high: float) -> Any:
+    """A number of `high` or less (`at_most(0)`: a log-probability)."""
+    return _knob(high=high)
+
+
+def between(low: float, high: float, *, low_open: bool = False, high_open: bool = False, note: str = "") -> Any:
+    """A number in the interval from `low` to `high`, each end included unless said open."""
+    return _knob(low=low, high=high, low_open=low_open, high_open=high_open, note=note)
+
+
+def share(note: str = "") -> Any:
+    """A probability or a share of a whole: in [0, 1]."""
+    return between(0.0, 1.0, note=note)
+
+
+def one_of(*choices: str) -> Any:
+    """One of a fixed set of names."""
+    return _knob(choices=choices)
+
+
+def device() -> Any:
+    """A torch device name: `auto` (CUDA when available, else CPU), cpu, cuda or cuda:N."""
+    return _knob(pattern=r"auto|cpu|cuda(:\d+)?", shown="auto, cpu, cuda or cuda:N")
+
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _optional(hint: Any) -> tuple[Any, bool]:
+    """`X | None` -> (X, True); any other hint -> (hint, False)."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
+def accepts(value: Any, hint: Any) -> tuple[bool, Any]:
+    """Whether a value read from YAML has the annotated type, and the value to keep.
+
+    YAML's own types decide: true/false is never a number (bool is an int in Python), a
+    number is never text, and an int field takes a float only when it is whole (16.0 is kept
+    as 16, since it ends up in range() and tensor shapes). A float field takes ints as they
+    are, and neither nan nor inf (no knob means anything by them)."""
+    hint, nullable = _optional(hint)
+    if value is None:
+        return nullable, value
+    if typing.get_origin(hint) is list:  # list[str], the only list we read
+        return isinstance(value, list) and all(isinstance(v, str) for v in value), value
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool), value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return isinstance(value, int), value
+    if hint is float:
+        return isinstance(value, (int, float)) and math.isfinite(value), value
+    return isinstance(value, hint) if isinstance(hint, type) else True, value
+
+
+def expected(hint: Any, limit: Limit | None) -> str:
+    """What a field must be, in words: `a number > 0`, `an integer >= 0 (0 = none) or null`."""
+    hint, nullable = _optional(hint)
+    if limit is not None and (limit.choices or limit.pattern):
+        text = limit.describe()
+    else:
+        kind = "a list of strings" if typing.get_origin(hint) is list else _KINDS.get(hint, str(hint))
+        text = kind + (f" {limit.describe()}" if limit is not None else "")
+    return text + (" or null" if nullable else "")
+
+
+def number_hint(value: Any, hint: Any) -> str:
+    """For text where a number belongs, how to write it so YAML reads a number. PyYAML reads a
+    float only with a dot and a signed exponent: `1e-5` and `1.0e5` are text, `1.0e-5` is not."""
+    hint, _ = _optional(hint)
+    if not isinstance(value, str) or hint not in (int, float):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if hint is int and number.is_integer():
+        return f" (text, not a number: write {int(number)} without quotes)"
+    m = re.fullmatch(r"\s*([-+]?\d*)(\.\d*)?[eE]([-+]?)(\d+)\s*", value)
+    if m:
+        spelled = f"{m[1] or '0'}{m[2] if m[2] and len(m[2]) > 1 else '.0'}e{m[3] or '+'}{m[4]}"
+        return f" (YAML reads {value.strip()} as text: write it with a dot and a signed exponent, {spelled})"
+    return f" (text, not a number: write {value.strip()} without quotes)"
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    # The annotations are strings (`from __future__ import annotations`); resolve them once.
+    return typing.get_type_hints(cls)
+
+
+def field_problems(cfg: Any, where: str) -> list[str]:
+    """One line per field of the config `cfg` (at params.yaml `where`) whose value has the
+    wrong type or is outside its limit. A whole float in an int field is kept as the int."""
+    problems = []
+    for f in fields(cfg):
+        if "section" in f.metadata:
+            continue  # a nested section checked itself when it was built
+        value, hint, limit = getattr(cfg, f.name), _hints(type(cfg))[f.name], f.metadata.get("limit")
+        ok, kept = accepts(value, hint)
+        if ok and kept is not value:
+            object.__setattr__(cfg, f.name, kept)  # frozen: the only way to normalise in place
+        if not ok or (limit is not None and not limit.allows(kept)):
+            problems.append(
+                f"params.yaml: {where}.{f.name} must be {expected(hint, limit)}, got {value!r}{number_hint(value, hint)}"
+            )
+    return problems
+
+
+class Checked:
+    """Base of the section configs: building one (from params.yaml, or with
+    dataclasses.replace) checks each field's type and limit, then the section's cross-key
+    rules (`cross_problems`, which compare values, so only once the types are right), and
+    raises every problem of the section together as one ConfigError."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        problems = field_problems(self, self.SECTION)
+        if not problems:
+            problems = self.cross_problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def cross_problems(self) -> list[str]:
+        """Rules that relate two keys of the section; none unless a section says so."""
+        return []
 
 
 def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
     check_keys(raw, [f.name for f in fields(cls)], where)  # type: ignore[arg-type]
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for f in fields(cls):  # type: ignore[arg-type]
         value = raw[f.name]
         sub = f.metadata.get("section")
         if sub is not None:
-            value = _build(sub, value, f"{where}.{f.name}")
+            try:
+                value = _build(sub, value, f"{where}.{f.name}")
+            except ConfigError as e:  # report every nested section's problems together
+                problems.append(str(e))
         values[f.name] = value
+    if problems:
+        raise ConfigError("\n".join(problems))
     return cls(**values)
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(Checked):
     """How the embedded demo corpus is synthesized."""
 
+    SECTION = "data.demo"
+
     voice: str
-    utterances: int
-    min_words: int
-    max_words: int
-    seed: int
-    sample_rate: int
-    batch_size: int
+    utterances: int = at_least(1)
+    # The sentence grammar's range, MIN/MAX_SUPPORTED_WORDS of pipeline/demo/sentences.py (not
+    # imported: every stage reads this module, and the grammar must not be a dep of them all;
+    # tests/test_params_validation.py pins the two equal).
+    min_words: int = between(3, 30)
+    max_words: int = between(3, 30)
+    seed: int = at_least(0)
+    sample_rate: int = at_least(1)
+    batch_size: int = at_least(1)
+
+    def cross_problems(self) -> list[str]:
+        if self.min_words > self.max_words:
+            return [f"params.yaml: data.demo.min_words ({self.min_words}) must be <= max_words ({self.max_words})"]
+        return []
 
 
 @dataclass(frozen=True)
-class ValidateConfig:
+class ValidateConfig(Checked):
     """Bounds the validate stage enforces on every row."""
 
-    min_duration: float
-    max_duration: float
-    clip_level: float
-    max_clip_share: float
-    silence_top_db: float
-    silence_frame_length: int
-    silence_hop_length: int
-    max_silence_share: float
-    min_peak: float
-    rate_outlier_factor: float
+    SECTION = "data.validate"
+
+    min_duration: float = at_least(0.0)
+    max_duration: float = above(0.0)
+    clip_level: float = between(0.0, 1.0, low_open=True)
+    max_clip_share: float = share()
+    silence_top_db: float = above(0.0)
+    silence_frame_length: int = at_least(1)
+    silence_hop_length: int = at_least(1)
+    max_silence_share: float = share()
+    min_peak: float = share(note="0 = no file counts as silent")
+    # A float file's peak above this is over full scale (a warning; precompute peak-normalizes).
+    max_peak: float = at_least(1.0)
+    # |mean| of the mono mix above this is a DC offset (a warning; precompute removes it).
+    max_dc_offset: float = share()
+    # A clip passes when median/f <= rate <= median*f: below 1 no clip could pass.
+    rate_outlier_factor: float = at_least(1.0)
     reject_duplicate_text: bool
+
+    def cross_problems(self) -> list[str]:
+        if self.min_duration >= self.max_duration:
+            return [
+                f"params.yaml: data.validate.min_duration ({self.min_duration:g}) must be below "
+                f"max_duration ({self.max_duration:g}): no clip could pass"
+            ]
+        return []
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Checked):
     """Where the corpus is and how its rows map to speakers and languages."""
+
+    SECTION = "data"
 
     corpus: str
     speaker_regex: str | None
@@ -93,42 +333,61 @@ class DataConfig:
     demo: DemoConfig = dataclasses.field(metadata={"section": DemoConfig})
     validate: ValidateConfig = dataclasses.field(metadata={"section": ValidateConfig})
 
+    def cross_problems(self) -> list[str]:
+        # A regex that does not compile would otherwise fail on the first row of the corpus.
+        try:
+            re.compile(self.speaker_regex or "")
+        except re.error as e:
+            return [f"params.yaml: data.speaker_regex {self.speaker_regex!r} is not a valid regular expression: {e}"]
+        return []
+
 
 @dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(Checked):
     """Audio, mel and text-frontend settings of the precompute stage."""
 
-    sample_rate: int
-    n_fft: int
-    hop_length: int
-    win_length: int
-    n_mels: int
-    fmin: float
-    fmax: float
-    log_clamp: float
-    trim_top_db: float
-    trim_frame_length: int
-    trim_hop_length: int
-    peak_norm: float
-    frontend: str
-    val_share: float
-    split_salt: str
-    chunk_frames: int
-    workers: int
+    SECTION = "features"
 
-    def __post_init__(self) -> None:
-        if self.frontend not in ("phonemes", "characters"):
-            raise ConfigError(
-                f"params.yaml: features.frontend must be 'phonemes' or 'characters', got {self.frontend!r}"
+    sample_rate: int = at_least(1)
+    n_fft: int = at_least(1)
+    hop_length: int = at_least(1)
+    win_length: int = at_least(1)
+    n_mels: int = at_least(1)
+    fmin: float = at_least(0.0)
+    fmax: float = above(0.0)
+    log_clamp: float = above(0.0)  # the floor under log(): 0 would let log(0) through
+    trim_top_db: float = above(0.0)
+    trim_frame_length: int = at_least(1)
+    trim_hop_length: int = at_least(1)
+    peak_norm: float = between(0.0, 1.0, low_open=True)
+    frontend: str = one_of("phonemes", "characters")
+    val_share: float = between(0.0, 1.0, high_open=True)  # 1 would leave nothing to train on
+    split_salt: str
+    chunk_frames: int = at_least(1)
+    workers: int = at_least(0, note="0 = all cores")
+
+    def cross_problems(self) -> list[str]:
+        # The STFT's window must fit its frame, and consecutive frames must not skip samples.
+        problems = []
+        if self.win_length > self.n_fft:
+            problems.append(f"params.yaml: features.win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+        if self.hop_length > self.win_length:
+            problems.append(
+                f"params.yaml: features.hop_length ({self.hop_length}) must be <= win_length ({self.win_length})"
             )
-        if not 0.0 <= self.val_share < 1.0:
-            raise ConfigError(f"params.yaml: features.val_share must be in [0, 1), got {self.val_share}")
+        if self.fmin >= self.fmax:
+            problems.append(f"params.yaml: features.fmin ({self.fmin:g}) must be below fmax ({self.fmax:g})")
         if self.fmax > self.sample_rate / 2:
-            raise ConfigError(f"params.yaml: features.fmax {self.fmax} is above Nyquist ({self.sample_rate / 2})")
+            problems.append(
+                f"params.yaml: features.fmax ({self.fmax:g}) must be <= half the sample rate "
+                f"(Nyquist, {self.sample_rate / 2:g})"
+            )
+        return problems
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml as a plain dict, with a clear error when it is absent or malformed."""
+    """Read params.yaml as a plain dict, with a clear error when it is absent, malformed, or
+    holds a value any stage would refuse (`check_params`): checked before any work starts."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: not found; run from the repository root or pass --params")
@@ -138,6 +397,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         raise ConfigError(f"{p}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: top level must be a mapping of stage sections")
+    check_params(raw)
     return raw
 
 
@@ -152,23 +412,25 @@ def features_config(params: dict[str, Any]) -> FeaturesConfig:
 
 
 @dataclass(frozen=True)
-class AlignConfig:
+class AlignConfig(Checked):
     """The duration aligner trained inside precompute (model/aligner.py)."""
 
-    steps: int
-    batch_size: int
-    lr: float
-    hidden: int
-    attn_dim: int
-    temperature: float
-    prior_scaling: float
-    blank_logprob: float
-    pause_top_db: float
-    seed: int
-    device: str
-    outlier_mad: float
+    SECTION = "align"
+
+    steps: int = at_least(1)
+    batch_size: int = at_least(1)
+    lr: float = above(0.0)
+    hidden: int = at_least(1)
+    attn_dim: int = at_least(1)
+    temperature: float = above(0.0)
+    prior_scaling: float = above(0.0)  # the beta-binomial's shape parameters are this times positions
+    blank_logprob: float = at_most(0.0)  # a log-probability
+    pause_top_db: float = above(0.0)
+    seed: int = at_least(0)
+    device: str = device()
+    outlier_mad: float = above(0.0)
     drop_flagged: bool
-    figures: int
+    figures: int = at_least(0, note="0 = none")
 
     def training_key(self) -> dict[str, Any]:
         """The knobs that change the trained aligner (the rest only change how it is used)."""
@@ -185,33 +447,29 @@ def align_config(params: dict[str, Any]) -> AlignConfig:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Checked):
     """The evaluate stage (params.yaml `eval`)."""
 
-    checkpoint: str
-    utterances: int
-    batch_size: int
-    device: str
-    vocoder: str
-    griffin_lim_iters: int
-    length_scale: float
-    mcd_order: int
-    mcd_alpha: float
-    mcd_floor_db: float
-    mcd_trim_top_db: float
-    stop_tolerance: float
-    recognizer: str
-    target_val_mel_loss: float
-    curve_smoothing: float
-    samples: int
-    figures: int
-    sentences: list[str]
+    SECTION = "eval"
 
-    def __post_init__(self) -> None:
-        if self.recognizer not in ("pocketsphinx", "none"):
-            raise ConfigError(f"params.yaml: eval.recognizer must be pocketsphinx or none, got {self.recognizer!r}")
-        if self.length_scale <= 0 or not 0 < self.curve_smoothing <= 1:
-            raise ConfigError("params.yaml: eval.length_scale must be > 0 and eval.curve_smoothing in (0, 1]")
+    checkpoint: str
+    utterances: int = at_least(0, note="0 = all of them")
+    batch_size: int = at_least(1)
+    device: str = device()
+    vocoder: str  # griffin_lim or the path of a TorchScript vocoder: any text
+    griffin_lim_iters: int = at_least(1)
+    length_scale: float = above(0.0)
+    mcd_order: int = at_least(1)
+    mcd_alpha: float = between(0.0, 1.0, high_open=True)  # an all-pass constant: |alpha| < 1
+    mcd_floor_db: float = above(0.0)
+    mcd_trim_top_db: float = above(0.0)
+    stop_tolerance: float = at_least(0.0)
+    recognizer: str = one_of("pocketsphinx", "none")
+    target_val_mel_loss: float = above(0.0)
+    curve_smoothing: float = between(0.0, 1.0, low_open=True)  # an EMA weight: 0 would never move
+    samples: int = at_least(0, note="0 = none")
+    figures: int = at_least(0, note="0 = none")
+    sentences: list[str]
 
 
 def eval_config(params: dict[str, Any]) -> EvalConfig:
@@ -242,14 +500,30 @@ def model_config(
     optional_ids: tuple[int, ...] = (),
 ) -> ModelConfig:
     """The `model` section, with its size preset expanded, plus the vocabulary sizes that the
-    features store knows."""
+    features store knows. Types are checked here (against ModelConfig's annotations, naming
+    the params.yaml key); ranges and the heads/d_model rule are ModelConfig's own."""
     raw = params.get("model", {})
     check_keys(raw, PARAM_KEYS, "model")
-    sizes = raw["sizes"]
-    if raw["size"] not in sizes:
-        raise ConfigError(f"params.yaml: model.size {raw['size']!r} is not one of {sorted(sizes)}")
-    check_keys(sizes[raw["size"]], SIZE_KEYS, f"model.sizes.{raw['size']}")
+    sizes, size = raw["sizes"], raw["size"]
+    if not isinstance(sizes, dict):
+        raise ConfigError(f"params.yaml: `model.sizes` must be a mapping of presets, got {type(sizes).__name__}")
+    if not isinstance(size, str) or size not in sizes:
+        raise ConfigError(f"params.yaml: model.size {size!r} is not one of {sorted(sizes, key=str)}")
+    check_keys(sizes[size], SIZE_KEYS, f"model.sizes.{size}")
     own = {k: raw[k] for k in PARAM_KEYS if k not in ("size", "sizes")}
+    values = {**own, **sizes[size]}
+
+    def key(name: str) -> str:
+        return f"model.sizes.{size}.{name}" if name in SIZE_KEYS else f"model.{name}"
+
+    hints = _hints(ModelConfig)
+    problems = []
+    for name, value in values.items():
+        ok, values[name] = accepts(value, hints[name])
+        if not ok:
+            problems.append(f"params.yaml: {key(name)} must be {expected(hints[name], None)}, got {value!r}")
+    if problems:
+        raise ConfigError("\n".join(problems))
     try:
         return ModelConfig(
             n_symbols=n_symbols,
@@ -257,64 +531,96 @@ def model_config(
             n_languages=n_languages,
             n_mels=n_mels,
             optional_ids=optional_ids,
-            **own,
-            **sizes[raw["size"]],
+            **values,
         )
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"params.yaml `model`: {e}") from e
+    except ValueError as e:
+        # ModelConfig says one problem per line, each starting with the field's name.
+        lines = [line.split(" ", 1) for line in str(e).splitlines()]
+        raise ConfigError("\n".join(f"params.yaml: {key(name)} {rest}" for name, rest in lines)) from e
+
+
+def check_params(params: Any) -> None:
+    """Build every section of params.yaml (and the model of every size preset), so that no
+    stage starts on params that it, or a later stage, would refuse. Raises one ConfigError
+    listing every problem found, one line each, section by section."""
+    check_keys(params, SECTIONS, "")
+    problems: list[str] = []
+    builders = (data_config, features_config, align_config, train_config, eval_config)
+    for build in builders:
+        try:
+            build(params)
+        except ConfigError as e:
+            problems.append(str(e))
+    model = params["model"]
+    presets = list(model["sizes"]) if isinstance(model, dict) and isinstance(model.get("sizes"), dict) else [None]
+    seen: set[str] = set()  # the non-preset keys' problems would repeat for every preset
+    for size in presets:
+        sized = params if size is None else {**params, "model": {**model, "size": size}}
+        try:
+            # The store's sizes are unknown before precompute; any valid ones do here.
+            model_config(sized, n_symbols=1, n_speakers=1, n_languages=1, n_mels=1)
+        except ConfigError as e:
+            new = [line for line in str(e).splitlines() if line not in seen]
+            seen.update(new)
+            problems += new
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 LR_SCHEDULES = ("cosine_restarts", "noam")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     """The train stage (params.yaml `train`): optimizer and schedule, step mechanics, the loop,
     and the loss terms' weights and settings. pipeline/training/ reads every field."""
 
-    lr: float
-    lr_schedule: str
-    warmup_steps: int
-    restart_period: int
-    restart_mult: float
-    min_lr: float
-    plateau_factor: float
-    plateau_patience: int
-    grad_clip: float
-    grad_accumulation: int
-    mixed_precision: bool
-    batch_size: int
-    num_workers: int
-    val_every: int
-    early_stop_patience: int
-    early_stop_min_delta: float
-    convergence_window: int
-    max_steps: int
-    max_nonfinite: int
-    checkpoint_every: int
-    seed: int
-    device: str
-    mel_loss_weight: float
-    kl_loss_weight: float
-    stop_loss_weight: float
-    attention_loss_weight: float
-    duration_loss_weight: float
-    huber_delta: float | None
-    mel_label_smoothing: float
-    stop_label_smoothing: float
-    stop_pos_weight: float
-    attention_soften: float
-    kl_warmup_steps: int
-    adaptive_loss_weights: bool
-    adaptive_bound: float
-    adaptive_strength: float
-    loss_ema: float
+    SECTION = "train"
 
-    def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"params.yaml: train.lr_schedule {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}"
-            )
+    lr: float = above(0.0)
+    lr_schedule: str = one_of(*LR_SCHEDULES)
+    warmup_steps: int = at_least(0, note="0 = no warm-up")
+    restart_period: int = at_least(1)  # a cycle of 0 steps would never end (schedule.cycle_position)
+    restart_mult: float = at_least(1.0)  # each cycle this many times longer than the last
+    min_lr: float = at_least(0.0)
+    plateau_factor: float = between(0.0, 1.0, low_open=True, note="1 = never lower the LR")
+    plateau_patience: int = at_least(1)
+    grad_clip: float = above(0.0)  # 0 would zero every gradient
+    grad_accumulation: int = at_least(1)
+    mixed_precision: bool
+    batch_size: int = at_least(1)
+    num_workers: int = at_least(0, note="0 = load in the training process")
+    val_every: int = at_least(1)
+    early_stop_patience: int = at_least(1)
+    early_stop_min_delta: float = at_least(0.0)
+    convergence_window: int = at_least(2)  # a slope needs two points
+    max_steps: int = at_least(1)
+    max_nonfinite: int = at_least(1)
+    checkpoint_every: int = at_least(1)
+    seed: int = at_least(0)
+    device: str = device()
+    mel_loss_weight: float = at_least(0.0)
+    kl_loss_weight: float = at_least(0.0)
+    stop_loss_weight: float = at_least(0.0)
+    attention_loss_weight: float = at_least(0.0)
+    duration_loss_weight: float = at_least(0.0)
+    huber_delta: float | None = above(0.0)  # null = plain L1
+    mel_label_smoothing: float = share()
+    stop_label_smoothing: float = share()
+    stop_pos_weight: float = above(0.0)
+    attention_soften: float = at_least(0.0, note="0 = hard path")
+    kl_warmup_steps: int = at_least(0, note="0 = full weight from the start")
+    adaptive_loss_weights: bool
+    adaptive_bound: float = at_least(1.0)  # factors stay in [1/bound, bound]: below 1 that is empty
+    adaptive_strength: float = share(note="0 = no rebalancing")
+    loss_ema: float = between(0.0, 1.0, low_open=True)  # the newest value's weight: 0 would never move
+
+    def cross_problems(self) -> list[str]:
+        # The schedule warms up from min_lr to lr and anneals back: min_lr above lr inverts it.
+        # warmup_steps >= max_steps is allowed: a short run may be all warm-up.
+        if self.min_lr > self.lr:
+            return [f"params.yaml: train.min_lr ({self.min_lr:g}) must be <= lr ({self.lr:g})"]
+        return []
 
     def loss_weights(self) -> LossWeights:
         """The fixed weight of each loss term (`train.<term>_loss_weight`)."""

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.common.atomic import write_wav
+from pipeline.common.atomic import OutputPathError, check_output_path, write_wav
 from pipeline.common.stage import run_stage
 
 
@@ -38,11 +38,30 @@ def _lines(args: argparse.Namespace) -> list[str]:
 
 
 def _outputs(out: Path, count: int) -> list[Path]:
+    """The wav of each line: `out` itself for one line to a .wav path, else out/0001.wav, ...
+
+    Checked before any work (and before the model loads), so that an `-o` that names something
+    of the user's, a folder where a file goes or a file where a folder goes, costs nothing and
+    touches nothing."""
     if count == 1 and out.suffix.lower() == ".wav":
+        if out.is_dir():
+            raise OutputPathError(
+                f"{out}: is a folder; one line is written to a .wav file. Give a file path for -o "
+                "(or a folder path without .wav to write 0001.wav inside it)"
+            )
+        check_output_path(out)
         return [out]
-    if out.suffix.lower() == ".wav":
+    if out.suffix.lower() == ".wav" and not out.is_dir():
         raise ValueError(f"{out}: {count} lines need a folder for -o, not a .wav file")
-    return [out / f"{i + 1:04d}.wav" for i in range(count)]
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise OutputPathError(
+            f"{out}: exists and is not a folder; {count} line(s) are written into a folder as 0001.wav, ... "
+            "Give a folder path for -o"
+        )
+    outputs = [out / f"{i + 1:04d}.wav" for i in range(count)]
+    for path in outputs:
+        check_output_path(path)
+    return outputs
 
 
 def main(argv: list[str] | None = None) -> int:

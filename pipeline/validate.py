@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = data_config(params)
     fcfg = features_config(params)
     corpus = Path(args.corpus or cfg.corpus)
-    result = validate_corpus(corpus, cfg, fcfg.sample_rate, fcfg.workers)
+    result = validate_corpus(corpus, cfg, fcfg.sample_rate, fcfg.workers, frontend=fcfg.frontend)
     reports = Path(args.reports)
     write_outputs(result, Path(args.manifest), reports)
     print(_summary(result, reports))

@@ -68,7 +68,7 @@ def test_a_checkpoint_from_other_features_is_a_problem(tiny_runs, tiny_store, tm
 
     path = tiny_runs["parallel"] / "models" / "best.pt"
     assert check_checkpoint(path, tiny_store)[0].verdict == OK
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = torch.load(path, weights_only=True)
     ckpt["mel_mean"] = [m + 1.0 for m in ckpt["mel_mean"]]
     torch.save(ckpt, tmp_path / "other.pt")
     check = check_checkpoint(tmp_path / "other.pt", tiny_store)[0]

@@ -12,7 +12,7 @@ from pipeline.training.loop import fit
 
 
 def weights(models) -> torch.Tensor:
-    state = torch.load(models / "last.pt", weights_only=False)["trainer"]["model"]
+    state = torch.load(models / "last.pt", weights_only=True)["trainer"]["model"]
     return torch.cat([v.flatten().float() for v in state.values()])
 
 
@@ -22,7 +22,7 @@ def test_a_run_trains_logs_and_saves_checkpoints(tiny_store, tmp_path, params) -
     assert (tmp_path / "models" / "best.pt").is_file()
     metrics = json.loads((tmp_path / "dvclive" / "metrics.json").read_text())
     assert "val_mel_loss" in metrics and "train" in metrics and "mel" in metrics["train"]["raw"]
-    ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "models" / "last.pt", weights_only=True)
     assert ckpt["symbols"] and ckpt["mel_mean"] and ckpt["model_config"]["decoder"] == "autoregressive"
 
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import DataConfig, data_config
-from pipeline.data.metadata import MetadataError, read_metadata
+from pipeline.data.metadata import HEADER_ATTR, MetadataError, read_metadata
 
 
 @pytest.fixture
@@ -206,3 +206,35 @@ def test_wav_is_preferred_when_both_wav_and_flac_exist(tmp_path, cfg):
 def test_missing_audio_still_yields_the_expected_wav_path(tmp_path, cfg):
     corpus = corpus_with(tmp_path / "c", "a1|Hello.|Hello.\n")
     assert read_metadata(corpus, cfg)["audio"].tolist() == [str(corpus / "wavs" / "a1.wav")]
+
+
+# A header line: named and skipped, never read as an utterance with a missing audio file.
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["id|text|normalized_text", "file|transcription|normalized_text|speaker|language", "ID|Text", "id,text"],
+)
+def test_header_line_is_skipped_and_named_in_attrs(tmp_path, cfg, header):
+    lines = (
+        ["a1|Hello.|Hello.|alice|en-us", "a2|Bye.|Bye.|bob|en-us"] if header.count("|") == 4 else ["a1|Hello.|Hello."]
+    )
+    corpus = corpus_with(tmp_path / "c", "\n".join([header, *lines]) + "\n", wavs=("a1",))
+    df = read_metadata(corpus, cfg)
+    assert df["id"].tolist() == ["a1", "a2"][: len(lines)]
+    assert df["line"].tolist()[0] == 2
+    assert df.attrs[HEADER_ATTR] == {"line": 1, "text": header}
+
+
+def test_first_line_whose_id_has_audio_is_an_utterance_not_a_header(tmp_path, cfg):
+    """An utterance may really be called `id` (its wav decides), and only line 1 can be a header."""
+    corpus = corpus_with(tmp_path / "c", "id|text|spoken here.\nfile|text|spoken again.\n", wavs=("id",))
+    df = read_metadata(corpus, cfg)
+    assert df["id"].tolist() == ["id", "file"]
+    assert HEADER_ATTR not in df.attrs
+
+
+def test_metadata_holding_only_a_header_says_so(tmp_path, cfg):
+    corpus = corpus_with(tmp_path / "c", "id|text|normalized_text\n")
+    with pytest.raises(MetadataError, match=r"no rows \(line 1 is a column header, skipped\)"):
+        read_metadata(corpus, cfg)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import io
+import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +61,14 @@ def params_of(t: Trainer) -> torch.Tensor:
 
 def grads_of(t: Trainer) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in t.model.parameters()])
+
+
+def weights_only_round_trip(state: dict) -> dict:
+    """`state` saved with torch.save and read back as every checkpoint is: weights only."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
 
 
 def test_accumulating_two_micro_batches_equals_one_double_batch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,7 +143,7 @@ def test_a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() -> Non
     first = trainer(dataclasses.replace(CFG, adaptive_loss_weights=True))
     for b in batches[:3]:
         first.train_step([b])
-    state = copy.deepcopy(first.state_dict())
+    state = weights_only_round_trip(first.state_dict())  # as last.pt is written and read
     torch.manual_seed(123)  # whatever happens in between must not matter
     resumed = trainer(dataclasses.replace(CFG, adaptive_loss_weights=True), seed=99)
     resumed.load_state_dict(state)
@@ -141,3 +151,13 @@ def test_a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() -> Non
         resumed.train_step([b])
     assert torch.equal(params_of(resumed), params_of(straight))
     assert resumed.step == straight.step == 6
+
+
+def test_the_trainer_state_loads_weights_only_and_restores_every_rng() -> None:
+    t = trainer()
+    t.train_step([make_batch([6], [20])])
+    np.random.normal()  # numpy's legacy state then caches a gaussian: that must survive too
+    state = weights_only_round_trip(t.state_dict())
+    expected = (np.random.normal(), np.random.rand(3).tolist(), random.random(), torch.rand(3).tolist())
+    trainer(seed=7).load_state_dict(state)
+    assert (np.random.normal(), np.random.rand(3).tolist(), random.random(), torch.rand(3).tolist()) == expected

@@ -3,7 +3,9 @@
 `metadata.csv` is `id|text|normalized_text`, optionally followed by `|speaker` and
 `|language`. Structural problems (the file as a whole cannot be trusted) raise
 `MetadataError` naming the file, the line and the fix; row-level problems (an empty text,
-a missing wav) are left for the validate stage to reject row by row.
+a missing wav) are left for the validate stage to reject row by row. A first line that names
+the columns (`id|text|normalized_text`) is skipped, and left in the table's attrs for validate
+to warn about.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ import pandas as pd
 from pipeline.config import DataConfig
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+
+# What spreadsheet exports and other corpora call their first two columns. A first line whose
+# first two fields are such names, and whose "id" has no audio file, is a header, not a row.
+HEADER_ID_NAMES = frozenset(
+    {"id", "utt_id", "utterance_id", "file", "filename", "file_name", "fname", "name", "path", "audio", "wav", "key"}
+)
+HEADER_TEXT_NAMES = frozenset(
+    {"text", "transcript", "transcription", "sentence", "utterance", "raw_text", "normalized_text", "normalized"}
+)
+# Where read_metadata leaves a skipped header line, in the table's attrs: {"line": n, "text": str}.
+HEADER_ATTR = "header"
 
 
 class MetadataError(ValueError):
@@ -58,7 +71,11 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
     regex = re.compile(cfg.speaker_regex) if cfg.speaker_regex else None
     rows: list[dict[str, object]] = []
     width: int | None = None
+    header: dict[str, object] | None = None
     for lineno, line in _lines(path):
+        if not rows and header is None and _is_header(corpus, line):
+            header = {"line": lineno, "text": line}
+            continue
         fields = _split_line(path, lineno, line)
         if width is None:
             width = len(fields)
@@ -69,8 +86,22 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
             )
         rows.append(_row(corpus, lineno, fields, cfg, regex))
     if not rows:
-        raise MetadataError(f"{path}: no rows; the corpus is empty")
-    return pd.DataFrame(rows)
+        only = f" (line {header['line']} is a column header, skipped)" if header else ""
+        raise MetadataError(f"{path}: no rows{only}; the corpus is empty")
+    table = pd.DataFrame(rows)
+    if header is not None:
+        table.attrs[HEADER_ATTR] = header
+    return table
+
+
+def _is_header(corpus: Path, line: str) -> bool:
+    """Whether the first line names columns (`id|text|normalized_text`, `file|transcription`, in
+    any of the delimiters people export with) rather than holding an utterance: read as a row
+    it would be rejected as an utterance with a missing audio file, which misleads."""
+    fields = [f.strip() for f in re.split(r"[|,\t;]", line)]
+    if len(fields) < 2 or fields[0].lower() not in HEADER_ID_NAMES or fields[1].lower() not in HEADER_TEXT_NAMES:
+        return False
+    return not any((corpus / "wavs" / f"{fields[0]}{suffix}").is_file() for suffix in AUDIO_SUFFIXES)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -15,6 +15,8 @@ from pipeline.config import ValidateConfig
 MISSING_AUDIO = "missing_audio"
 UNREADABLE_AUDIO = "unreadable_audio"
 EMPTY_AUDIO = "empty_audio"
+TRUNCATED = "truncated"
+NON_FINITE = "non_finite"
 BAD_ID = "bad_id"
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
@@ -23,6 +25,7 @@ CLIPPED = "clipped"
 EXCESS_SILENCE = "excess_silence"
 EMPTY_TEXT = "empty_text"
 UNSUPPORTED_CHARS = "unsupported_chars"
+UNKNOWN_LANGUAGE = "unknown_language"
 DUPLICATE_ID = "duplicate_id"
 DUPLICATE_TEXT = "duplicate_text"
 RATE_OUTLIER = "rate_outlier"
@@ -56,6 +59,24 @@ REASONS: dict[str, Reason] = {
         "a file soundfile cannot decode", "re-export the files as PCM wav/flac", AUDIO_CHECK, _audio_error
     ),
     EMPTY_AUDIO: Reason("no samples", "re-export or drop the rows", AUDIO_CHECK, _audio_error),
+    TRUNCATED: Reason(
+        "the header declares more frames than the file holds (a cut-off copy or download: its last words "
+        "have no audio)",
+        "copy or export the files again from their source",
+        TRUNCATED,
+        lambda row, cfg: (
+            f"header declares {int(row['declared_frames'])} frames, {int(row['frames'])} decode "
+            f"({int(row['missing_frames'])} missing, {row['missing_frames'] / row['sample_rate']:.2f} s)"
+        ),
+    ),
+    NON_FINITE: Reason(
+        "NaN or infinite samples (a float file from a broken export or effect)",
+        "re-export the files from their source; no level or silence measure of such a file means anything",
+        NON_FINITE,
+        lambda row, cfg: (
+            f"{int(row['non_finite'])} of {int(row['frames']) * int(row['channels'])} samples are NaN or infinite"
+        ),
+    ),
     TOO_SHORT: Reason(
         "duration below `data.validate.min_duration`",
         "drop them or lower data.validate.min_duration",
@@ -105,6 +126,15 @@ REASONS: dict[str, Reason] = {
         lambda row, cfg: (
             f"characters the {row['language']} frontend cannot represent: {row['unsupported']!r}"
             " (spell out numbers and symbols in normalized_text)"
+        ),
+    ),
+    UNKNOWN_LANGUAGE: Reason(
+        "a language code espeak-ng has no voice for (the phonemes frontend cannot read the row)",
+        "use an espeak-ng voice name (`espeak-ng --voices` lists them) or set features.frontend: characters",
+        UNKNOWN_LANGUAGE,
+        lambda row, cfg: (
+            f"espeak-ng has no voice {row['unknown_language']!r}; `espeak-ng --voices` lists the valid codes "
+            "(e.g. en-us, fa), or set features.frontend: characters"
         ),
     ),
     DUPLICATE_ID: Reason(

@@ -20,10 +20,13 @@ from pipeline.data.rejections import (
     DUPLICATE_TEXT,
     EMPTY_TEXT,
     EXCESS_SILENCE,
+    NON_FINITE,
     RATE_OUTLIER,
     SILENT,
     TOO_LONG,
     TOO_SHORT,
+    TRUNCATED,
+    UNKNOWN_LANGUAGE,
     UNSUPPORTED_CHARS,
 )
 
@@ -39,7 +42,10 @@ class CorpusColumns(pa.DataFrameModel):
     peak: Series[float] = pa.Field(nullable=True)
     clip_share: Series[float] = pa.Field(nullable=True)
     silence_share: Series[float] = pa.Field(nullable=True)
+    missing_frames: Series[float] = pa.Field(nullable=True)
+    non_finite: Series[float] = pa.Field(nullable=True)
     unsupported: Series[str]
+    unknown_language: Series[str]
     duplicate_of: Series[str]
     duplicate_text_of: Series[str]
     rate_ratio: Series[float] = pa.Field(nullable=True)
@@ -49,10 +55,26 @@ class CorpusColumns(pa.DataFrameModel):
         coerce = True
 
 
+def _is_zero(cls: type, s: pd.Series) -> pd.Series:
+    """The check of a count of faulty things (missing frames, non-finite samples): none."""
+    return s == 0
+
+
+def _is_blank(cls: type, s: pd.Series) -> pd.Series:
+    """The check of a column that names what is wrong (characters, a language, a line): nothing."""
+    return s == ""
+
+
 def row_schema(cfg: ValidateConfig) -> type[pa.DataFrameModel]:
     """A DataFrameModel whose check names are the rejection reasons (pipeline/data/rejections.py)."""
 
     class CorpusRow(CorpusColumns):
+        _truncated = pa.check("missing_frames", name=TRUNCATED)(_is_zero)
+        _non_finite = pa.check("non_finite", name=NON_FINITE)(_is_zero)
+        _unsupported = pa.check("unsupported", name=UNSUPPORTED_CHARS)(_is_blank)
+        _unknown_language = pa.check("unknown_language", name=UNKNOWN_LANGUAGE)(_is_blank)
+        _dup_id = pa.check("duplicate_of", name=DUPLICATE_ID)(_is_blank)
+
         @pa.check("id", name=BAD_ID)
         def _bad_id(cls, s: pd.Series) -> pd.Series:
             return (s.str.len() > 0) & ~s.str.contains(r"[/\\]", regex=True)
@@ -84,14 +106,6 @@ def row_schema(cfg: ValidateConfig) -> type[pa.DataFrameModel]:
         @pa.check("normalized", name=EMPTY_TEXT)
         def _empty(cls, s: pd.Series) -> pd.Series:
             return s.str.strip().str.len() > 0
-
-        @pa.check("unsupported", name=UNSUPPORTED_CHARS)
-        def _unsupported(cls, s: pd.Series) -> pd.Series:
-            return s == ""
-
-        @pa.check("duplicate_of", name=DUPLICATE_ID)
-        def _dup_id(cls, s: pd.Series) -> pd.Series:
-            return s == ""
 
         @pa.check("duplicate_text_of", name=DUPLICATE_TEXT)
         def _dup_text(cls, s: pd.Series) -> pd.Series:

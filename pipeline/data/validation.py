@@ -7,6 +7,7 @@ accepted with a fix-up (warnings) and the counts; `write_outputs` writes them.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -21,8 +22,8 @@ from model.text import normalize_text, unsupported_chars
 from pipeline.common.atomic import atomic_path, write_json
 from pipeline.common.runtime import worker_count
 from pipeline.config import DataConfig, ValidateConfig
-from pipeline.data.audio import audio_facts
-from pipeline.data.metadata import read_metadata
+from pipeline.data.audio import audio_facts, dc_to_remove
+from pipeline.data.metadata import HEADER_ATTR, read_metadata
 from pipeline.data.rejections import DUPLICATE_TEXT, reason_detail, reason_of
 from pipeline.data.schema import failed_checks
 
@@ -46,6 +47,10 @@ MANIFEST_COLUMNS = [
     "chars_per_second",
     "rate_ratio",
 ]
+# The DC offset precompute subtracts per row (audio.dc_to_remove; 0.0: none). Written only when
+# some row has one, so the manifest of a corpus without the fault keeps its bytes, and with them
+# the fingerprint of its features store and aligner cache (and DVC's hash of the manifest).
+DC_COLUMN = "dc_correction"
 
 
 @dataclass
@@ -67,7 +72,8 @@ def _speaking_rates(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     letters = df["normalized"].map(lambda t: sum(ch.isalpha() for ch in t)).astype(float)
     speech = df["duration"] - df["lead_silence"] - df["trail_silence"]
     rate = letters / speech.where(speech > MIN_SPEECH_SECONDS)
-    rate = rate.where((df["status"] == "ok") & (letters > 0))
+    # A truncated file lacks the audio of its last words: its rate says nothing of its transcript.
+    rate = rate.where((df["status"] == "ok") & (letters > 0) & (df["missing_frames"] == 0))
     # Duplicated ids point at one wav; keep them out of the median.
     usable = rate.where(df["duplicate_of"] == "")
     median = usable.groupby(df["speaker"]).transform("median")
@@ -87,16 +93,43 @@ def _first_seen(values: pd.Series, label: pd.Series) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
-def measure_rows(corpus: Path, cfg: DataConfig, workers: int) -> pd.DataFrame:
+@functools.lru_cache(maxsize=1)
+def espeak_voices() -> frozenset[str] | None:
+    """The language codes espeak-ng has a voice for, exactly as phonemizer's backend checks a
+    code before refusing it (`en-us` is one, `en` is not); asked once per run. None when
+    espeak-ng is not installed: then no code can be judged, and precompute's own error says
+    how to install it."""
+    try:
+        from phonemizer.backend import EspeakBackend
+
+        return frozenset(EspeakBackend.supported_languages())
+    except (ImportError, RuntimeError, OSError):
+        return None
+
+
+def unknown_languages(languages: pd.Series, frontend: str) -> pd.Series:
+    """Per row, its language code when the phonemes frontend cannot voice it, else ''. The
+    characters frontend reads any language, so it leaves every code alone."""
+    voices = espeak_voices() if frontend == "phonemes" else None
+    if voices is None:
+        return pd.Series("", index=languages.index)
+    return languages.map(lambda lang: "" if lang in voices else str(lang))
+
+
+def measure_rows(corpus: Path, cfg: DataConfig, workers: int, frontend: str = "phonemes") -> pd.DataFrame:
     """The corpus's rows with their audio facts (measured in parallel), normalized text,
-    unsupported characters, duplicates and speaking rates: everything the schema checks."""
+    unsupported characters, unknown languages, duplicates and speaking rates: everything the
+    schema checks. A skipped header line stays in the table's attrs (metadata.HEADER_ATTR)."""
     df = read_metadata(corpus, cfg)
+    attrs = dict(df.attrs)
     jobs = [(p, cfg.validate) for p in df["audio"]]
     with Pool(worker_count(workers)) as pool:
         facts = list(tqdm(pool.imap(_facts_job, jobs, chunksize=8), total=len(jobs), desc="validate", unit="file"))
     df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
+    df.attrs.update(attrs)
     df["normalized"] = df["normalized_text"].map(normalize_text)
     df["unsupported"] = [unsupported_chars(t, lang) for t, lang in zip(df["normalized"], df["language"])]
+    df["unknown_language"] = unknown_languages(df["language"], frontend)
     df["duplicate_of"] = _first_seen(df["id"], df["line"])
     nonempty = df["normalized"].str.lower().where(df["normalized"] != "", other=None)
     df["duplicate_text_of"] = _first_seen(
@@ -124,17 +157,25 @@ def _rejected(df: pd.DataFrame, failures: dict[int, list[str]], vcfg: ValidateCo
     return pd.DataFrame(rows, columns=["id", "line", "audio", "reasons", "details"])
 
 
-def validate_corpus(corpus: Path, cfg: DataConfig, target_sample_rate: int, workers: int) -> ValidationResult:
-    """Read the corpus, measure every audio file, validate every row, decide and count."""
+def validate_corpus(
+    corpus: Path, cfg: DataConfig, target_sample_rate: int, workers: int, frontend: str = "phonemes"
+) -> ValidationResult:
+    """Read the corpus, measure every audio file, validate every row, decide and count.
+
+    `frontend` is features.frontend: with `phonemes` a language code espeak-ng cannot voice is
+    rejected here, before precompute would stop on it.
+    """
     t0 = time.perf_counter()
-    df = measure_rows(corpus, cfg, workers)
+    df = measure_rows(corpus, cfg, workers, frontend)
     failures = failed_checks(df, cfg.validate)
     rejected = _rejected(df, failures, cfg.validate)
     accepted = df.drop(index=list(failures)).copy()
-    warnings = _warnings(accepted, target_sample_rate, cfg.validate)
+    accepted[DC_COLUMN] = [dc_to_remove(float(dc), cfg.validate) for dc in accepted["dc_offset"]]
+    warnings = _warnings(accepted, target_sample_rate, cfg.validate, df.attrs.get(HEADER_ATTR))
     report = _report(df, accepted, rejected, warnings)
     report["seconds"] = round(time.perf_counter() - t0, 2)
-    manifest = accepted[MANIFEST_COLUMNS].reset_index(drop=True)
+    columns = [*MANIFEST_COLUMNS, DC_COLUMN] if accepted[DC_COLUMN].any() else MANIFEST_COLUMNS
+    manifest = accepted[columns].reset_index(drop=True)
     manifest["channels"] = manifest["channels"].astype(int)
     manifest["sample_rate"] = manifest["sample_rate"].astype(int)
     return ValidationResult(manifest, rejected, warnings, report)
@@ -165,30 +206,52 @@ def _report(df: pd.DataFrame, accepted: pd.DataFrame, rejected: pd.DataFrame, wa
     }
 
 
-def _warnings(accepted: pd.DataFrame, target_sr: int, vcfg: ValidateConfig) -> pd.DataFrame:
-    """Rows accepted with a fix-up precompute makes, or with something a person may want to see."""
+def _warnings(
+    accepted: pd.DataFrame, target_sr: int, vcfg: ValidateConfig, header: dict[str, Any] | None = None
+) -> pd.DataFrame:
+    """Rows accepted with a fix-up precompute makes, or with something a person may want to see;
+    first a skipped header line of metadata.csv (no id: it is not a row)."""
     rows = []
+    if header is not None:
+        rows.append(
+            ("", header["line"], "header_line", f"line {header['line']} {header['text']!r} names the columns; skipped")
+        )
     for _, r in accepted.iterrows():
-        if r["channels"] > 1:
-            rows.append(
-                (r["id"], r["line"], "multichannel", f"{int(r['channels'])} channels; downmixed to mono in precompute")
-            )
-        if r["sample_rate"] != target_sr:
-            rows.append(
-                (
-                    r["id"],
-                    r["line"],
-                    "resampled",
-                    f"{int(r['sample_rate'])} Hz; resampled to {target_sr} Hz in precompute",
-                )
-            )
-        if r["duplicate_text_of"] and not vcfg.reject_duplicate_text:
-            rows.append((r["id"], r["line"], DUPLICATE_TEXT, f"same transcript as {r['duplicate_text_of']}"))
-        if r["clip_share"] > 0:
-            rows.append(
-                (r["id"], r["line"], "some_clipping", f"{r['clip_share']:.3%} of samples clipped (under the limit)")
-            )
+        rows.extend((r["id"], r["line"], kind, detail) for kind, detail in _row_warnings(r, target_sr, vcfg))
     return pd.DataFrame(rows, columns=["id", "line", "kind", "detail"])
+
+
+def _row_warnings(r: pd.Series, target_sr: int, vcfg: ValidateConfig) -> list[tuple[str, str]]:
+    """(kind, detail) of each warning of one accepted row."""
+    out = []
+    if r["channels"] > 1:
+        out.append(("multichannel", f"{int(r['channels'])} channels; downmixed to mono in precompute"))
+    if r["sample_rate"] != target_sr:
+        out.append(("resampled", f"{int(r['sample_rate'])} Hz; resampled to {target_sr} Hz in precompute"))
+    if r["duplicate_text_of"] and not vcfg.reject_duplicate_text:
+        out.append((DUPLICATE_TEXT, f"same transcript as {r['duplicate_text_of']}"))
+    over_range = r["peak"] > vcfg.max_peak
+    # An over-range file's clip share counts samples at its own peak, and its peak sample is
+    # always one: "some clipping" would call a level fault clipping.
+    if r["clip_share"] > 0 and not over_range:
+        out.append(("some_clipping", f"{r['clip_share']:.3%} of samples clipped (under the limit)"))
+    if over_range:
+        out.append(
+            (
+                "over_range",
+                f"peak {r['peak']:.2f} is over full scale (max_peak {vcfg.max_peak}): a level, not clipping; "
+                "precompute peak-normalizes it (features.peak_norm), rescale the file for any other use",
+            )
+        )
+    if r[DC_COLUMN]:
+        out.append(
+            (
+                "dc_offset",
+                f"DC offset {r['dc_offset']:+.4f} (max_dc_offset {vcfg.max_dc_offset}); "
+                "precompute subtracts it before trimming silence",
+            )
+        )
+    return out
 
 
 def write_outputs(result: ValidationResult, manifest_path: Path, reports: Path) -> None:

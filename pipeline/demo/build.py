@@ -77,7 +77,7 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
     items = list(zip(ids, sentences))
 
     out = Path(out)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, folder=True) as tmp:
         wav_dir = tmp / "wavs"
         align_dir = tmp / "alignments"
         wav_dir.mkdir(parents=True)

@@ -4,12 +4,14 @@ A checkpoint (`models/best.pt` or `models/last.pt`) carries the model config, th
 the frontend, the speakers and languages, the mel settings and the training-split mel
 statistics, so synthesis needs nothing else: text is normalized and turned into symbols
 exactly as precompute did, the model predicts normalized mels, those are de-normalized with
-the stored statistics and handed to a vocoder.
+the stored statistics and handed to a vocoder. A long line is said in pieces the model's
+position tables can hold (pipeline/evaluation/chunking.py) and joined with short pauses.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,16 +19,34 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.config import ModelConfig
+from model.config import WORD_SEPARATOR, ModelConfig
 from model.layers import lengths_to_mask
 from model.mel import LogMel, MelSettings
 from model.text import FrontendError, encode, normalize_text, to_characters, to_phonemes, unsupported_chars
 from model.tts import HamgaraTTS
 from model.vocoder import Vocoder
+from pipeline.evaluation.chunking import fade_edges, join_with_gaps, split_at_bound, split_sentences
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, model_state
 
 _STRESS = "ˈˌ"
 _LENGTH = "ːˑ"
+
+# Silence put between the pieces of a long line. Each piece already starts and ends with the
+# model's own short edge silence (it was trained on trimmed recordings), so a little more makes
+# a sentence break a listener hears as one, without the gaps of a list being read out.
+SENTENCE_PAUSE_SECONDS = 0.2
+# Fade at each edge of a piece that meets a pause: a piece whose audio stops off zero would
+# otherwise click against the silence. Short enough not to be heard as a fade.
+EDGE_FADE_SECONDS = 0.01
+# The most speaking time one token is assumed to take, on average over a piece, when sizing
+# pieces to the position tables. Read speech runs at 10-15 phones (or letters) a second, about
+# 0.07-0.1 s a token; 0.25 s leaves room for slow voices, pauses at punctuation and a model
+# whose durations run long, so the bound holds without predicting durations first. At 22.05 kHz
+# and hop 256 with the 8192-position tables it gives pieces of up to ~380 tokens (~30 s of
+# speech): sentences that long are rare, so nearly every line is cut at sentence ends only.
+MAX_SECONDS_PER_TOKEN = 0.25
+# Symbols after which a too-long sentence is best cut (a pause the voice makes anyway).
+_SOFT_BREAKS = ",،:"
 
 
 def nearest_symbol(symbol: str, known: set[str]) -> str:
@@ -57,6 +77,32 @@ class Utterance:
     durations: np.ndarray
     model_seconds: float
     vocoder_seconds: float
+
+
+def join_utterances(
+    parts: list[Utterance], pause_frames: int, mel_floor: float, pause_samples: int, fade_samples: int
+) -> Utterance:
+    """The pieces of one line as one Utterance: mels joined with `pause_frames` of silence
+    (`mel_floor` in every channel), waves (faded at the joins) with `pause_samples` of zeros,
+    the durations of all pieces' tokens in order (so they no longer sum to the frames: the
+    pauses belong to no token), the time taken summed, and the stop counted as fired only if it
+    fired in every piece (None for the parallel decoder). One piece comes back as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    waves = [p.wave for p in parts]
+    wave = None
+    if all(w is not None for w in waves):
+        wave = join_with_gaps([fade_edges(w, fade_samples) for w in waves if w is not None], pause_samples, 0.0)
+    fired = [p.stop_fired for p in parts]
+    return Utterance(
+        parts[0].text,
+        join_with_gaps([p.mel for p in parts], pause_frames, mel_floor),
+        wave,
+        None if any(f is None for f in fired) else all(fired),
+        np.concatenate([p.durations for p in parts]),
+        sum(p.model_seconds for p in parts),
+        sum(p.vocoder_seconds for p in parts),
+    )
 
 
 class Synthesizer:
@@ -102,17 +148,19 @@ class Synthesizer:
             raise FrontendError(f"speaker {name!r} is not one this model was trained on ({', '.join(self.speakers)})")
         return self.speakers.index(name)
 
-    def tokens(self, texts: list[str], language: str) -> list[list[int]]:
+    def tokens(self, texts: list[str], language: str, lines: Sequence[int] | None = None) -> list[list[int]]:
         """Symbol ids of each text, by the frontend the model was trained with; empty text,
         characters the frontend cannot read and symbols the model never saw raise
-        FrontendError naming the line."""
+        FrontendError naming the line: `lines[i]` is text i's line number (the sentences of a
+        long line all name their line), by default its position counted from 1."""
+        number = list(lines) if lines is not None else list(range(1, len(texts) + 1))
         normalized = [normalize_text(t) for t in texts]
         for i, t in enumerate(normalized):
             if not t:
-                raise FrontendError(f"line {i + 1}: empty text")
+                raise FrontendError(f"line {number[i]}: empty text")
             bad = unsupported_chars(t, language)
             if bad:
-                raise FrontendError(f"line {i + 1}: characters the frontend cannot read: {bad!r} in {t!r}")
+                raise FrontendError(f"line {number[i]}: characters the frontend cannot read: {bad!r} in {t!r}")
         if self.frontend == "characters":
             symbols = [to_characters(t) for t in normalized]
         else:
@@ -121,12 +169,49 @@ class Synthesizer:
         known = set(self.symbols)
         for i, (t, syms) in enumerate(zip(normalized, symbols)):
             if not syms:
-                raise FrontendError(f"line {i + 1} ({t!r}): the frontend produced no symbols")
+                raise FrontendError(f"line {number[i]} ({t!r}): the frontend produced no symbols")
             try:
                 out.append(encode([nearest_symbol(s, known) for s in syms], self.symbols))
             except FrontendError as e:
-                raise FrontendError(f"line {i + 1} ({t!r}): {e}; the model cannot say it") from None
+                raise FrontendError(f"line {number[i]} ({t!r}): {e}; the model cannot say it") from None
         return out
+
+    def max_chunk_tokens(self, length_scale: float = 1.0) -> int:
+        """The most tokens one piece may hold so that neither position table overflows: the
+        text encoder's (one position per token) and the decoder's (one per frame, or per step
+        of `reduction` frames for the autoregressive decoder, whose length cap lets a run whose
+        stop never fires go on to max_length_factor times the predicted frames), at
+        MAX_SECONDS_PER_TOKEN of speech per token stretched by `length_scale`."""
+        cfg = self.config
+        text_positions = int(self.model.encoder.pos.pe.size(0))
+        frame_positions = float(self.model.decoder.pos.pe.size(0))
+        if cfg.decoder == "autoregressive":
+            frame_positions = frame_positions * cfg.reduction / cfg.max_length_factor
+        frames_per_second = self.mel_settings.sample_rate / self.mel_settings.hop_length
+        frames_per_token = MAX_SECONDS_PER_TOKEN * frames_per_second * length_scale
+        return max(1, min(text_positions, int(frame_positions / frames_per_token)))
+
+    def chunk_tokens(self, texts: list[str], language: str, bound: int) -> tuple[list[int], list[list[int]]]:
+        """Each text's sentences as symbol ids, a sentence longer than `bound` tokens cut at a
+        comma or word boundary near it: (the index of the text each piece belongs to, the
+        pieces' ids), in reading order. A one-sentence text within the bound is one piece,
+        tokenized from the text itself exactly as `tokens` would."""
+        sentences = [split_sentences(t) for t in texts]
+        # Fewer than two sentences: the line itself, untouched (and an empty line still
+        # reaches `tokens`, which names it).
+        sentences = [found if len(found) > 1 else [text] for found, text in zip(sentences, texts)]
+        flat = [s for found in sentences for s in found]
+        owners = [i for i, found in enumerate(sentences) for _ in found]
+        ids = self.tokens(flat, language, [i + 1 for i in owners])
+        soft = {self.symbols.index(s) for s in _SOFT_BREAKS if s in self.symbols}
+        spaces = {self.symbols.index(WORD_SEPARATOR)} if WORD_SEPARATOR in self.symbols else set()
+        piece_owners: list[int] = []
+        pieces: list[list[int]] = []
+        for owner, sentence in zip(owners, ids):
+            for piece in split_at_bound(sentence, bound, soft, spaces):
+                piece_owners.append(owner)
+                pieces.append(list(piece))
+        return piece_owners, pieces
 
     def reference_latent_input(self, wave_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """A reference recording as the normalized mel and mask the style encoder reads."""
@@ -191,14 +276,42 @@ class Synthesizer:
         reference_wav: str | Path | None = None,
         length_scale: float = 1.0,
         batch_size: int = 8,
+        pause_seconds: float = SENTENCE_PAUSE_SECONDS,
     ) -> list[Utterance]:
-        """Texts -> Utterances (mels, and waves when a vocoder is given), in batches of
-        similar length."""
+        """Texts -> one Utterance per text (mels, and waves when a vocoder is given), of any
+        length: each text is said sentence by sentence, a sentence too long for the position
+        tables (`max_chunk_tokens`) in pieces, and the pieces are joined with `pause_seconds`
+        of silence (see `join_utterances`). The pieces of all texts are synthesized together,
+        in batches of similar length. A one-sentence text within the bound is synthesized
+        exactly as `synthesize_tokens` alone would (same mel, same wave)."""
         lang = self.language(language)
         reference = self.reference_latent_input(reference_wav) if reference_wav is not None else None
-        return self.synthesize_tokens(
-            self.tokens(texts, lang), texts, vocoder, lang, self.speaker(speaker), reference, length_scale, batch_size
+        owners, pieces = self.chunk_tokens(texts, lang, self.max_chunk_tokens(length_scale))
+        utts = self.synthesize_tokens(
+            pieces,
+            [texts[o] for o in owners],
+            vocoder,
+            lang,
+            self.speaker(speaker),
+            reference,
+            length_scale,
+            batch_size,
         )
+        hop_seconds = self.mel_settings.hop_length / self.mel_settings.sample_rate
+        pause_frames = round(pause_seconds / hop_seconds)
+        sample_rate = vocoder.sample_rate if vocoder is not None else self.mel_settings.sample_rate
+        # The mel of silence: every channel at the floor the log was clamped to.
+        mel_floor = float(np.log(self.mel_settings.log_clamp))
+        return [
+            join_utterances(
+                [u for u, o in zip(utts, owners) if o == i],
+                pause_frames,
+                mel_floor,
+                round(pause_frames * hop_seconds * sample_rate),
+                round(EDGE_FADE_SECONDS * sample_rate),
+            )
+            for i in range(len(texts))
+        ]
 
     def synthesize_tokens(
         self,

@@ -257,8 +257,9 @@ def align_corpus(
     if trained:
         model, history = train_aligner(corpus, cfg, progress)
         final_loss = float(np.mean(history[-50:]))
-        with atomic_path(path) as tmp:
-            torch.save({"state_dict": model.state_dict(), "final_loss": final_loss, "config": cfg.training_key()}, tmp)
+        state = {"state_dict": model.state_dict(), "final_loss": final_loss, "config": cfg.training_key()}
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: a full disk raises OSError
+            torch.save(state, f)
     else:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["state_dict"])

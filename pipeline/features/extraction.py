@@ -24,7 +24,8 @@ WINDOW = 16 * BATCH  # utterances in flight at most
 
 _MEL: LogMel | None = None  # one per worker process, built by the pool initializer
 
-AudioJob = tuple[str, str, int, float, float, int, int]  # id, path, sr, top_db, peak, trim frame, trim hop
+# id, path, sr, top_db, peak, trim frame, trim hop, DC offset to subtract (the manifest's dc_correction)
+AudioJob = tuple[str, str, int, float, float, int, int, float]
 
 
 def mel_settings(cfg: FeaturesConfig) -> MelSettings:
@@ -40,15 +41,15 @@ def _init_worker(settings: MelSettings) -> None:
 
 
 def _audio_job(args: AudioJob) -> tuple[str, np.ndarray, float]:
-    utt_id, path, sr, top_db, peak, frame_length, hop_length = args
+    utt_id, path, sr, top_db, peak, frame_length, hop_length, dc_offset = args
     assert _MEL is not None
-    wave, trim_start = load_waveform(path, sr, top_db, peak, frame_length, hop_length)
+    wave, trim_start = load_waveform(path, sr, top_db, peak, frame_length, hop_length, dc_offset)
     with torch.no_grad():
         mel = _MEL(wave).numpy()
     return utt_id, mel, trim_start
 
 
-def _job(utt_id: str, path: str, cfg: FeaturesConfig) -> AudioJob:
+def _job(utt_id: str, path: str, cfg: FeaturesConfig, dc_offset: float) -> AudioJob:
     return (
         utt_id,
         path,
@@ -57,7 +58,17 @@ def _job(utt_id: str, path: str, cfg: FeaturesConfig) -> AudioJob:
         cfg.peak_norm,
         cfg.trim_frame_length,
         cfg.trim_hop_length,
+        dc_offset,
     )
+
+
+def dc_corrections(manifest: pd.DataFrame) -> list[float]:
+    """The DC offset to subtract from each row's audio: what validate decided (the manifest's
+    `dc_correction`, 0.0 for a file without the fault). A manifest without the column (no
+    row had an offset, or it was written before validate measured them) means none."""
+    if "dc_correction" not in manifest.columns:
+        return [0.0] * len(manifest)
+    return [float(v) for v in manifest["dc_correction"]]
 
 
 def extract_features(
@@ -79,11 +90,12 @@ def extract_features(
     done = writer.done
     todo = [i for i, utt_id in enumerate(ids) if utt_id not in done]
     audio = manifest["audio"].tolist()
+    dc = dc_corrections(manifest)
     with Pool(worker_count(cfg.workers), initializer=_init_worker, initargs=(mel_settings(cfg),)) as pool:
         bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="features", unit="utt", disable=not progress)
         for w in range(0, len(todo), WINDOW):
             rows = todo[w : w + WINDOW]
-            jobs = [_job(ids[i], audio[i], cfg) for i in rows]
+            jobs = [_job(ids[i], audio[i], cfg, dc[i]) for i in rows]
             pending: list[dict[str, Any]] = []
             for i, (utt_id, mel, trim_start) in zip(rows, pool.imap(_audio_job, jobs, chunksize=4)):
                 pending.append(

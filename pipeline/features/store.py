@@ -165,7 +165,7 @@ class FeatureWriter:
             g.create_array(name, data=np.asarray(values), chunks=(self.group["tokens"].chunks[0],), overwrite=True)
         g.attrs.update({**attrs, "ids": led.ids, "format_version": FORMAT_VERSION})
         (self.partial / LEDGER).unlink()
-        with atomic_path(self.target) as tmp:
+        with atomic_path(self.target, folder=True) as tmp:
             os.replace(self.partial, tmp)
 
 

@@ -8,7 +8,14 @@ to synthesize from it alone (model config, symbol table, normalisation, mel sett
 the model, data and training params it was made with equal the current ones (a larger
 max_steps, "train longer", is allowed); otherwise the old checkpoint is kept aside as
 `models/last-<hash>.pt` and the run starts fresh, saying why — it never continues from
-weights trained under other settings.
+weights trained under other settings. A damaged last.pt (truncated, not a checkpoint, unsafe
+to load, or lacking the training state) is renamed to `models/last.pt.damaged-<UTC time>`, never
+deleted, and the run starts fresh with one warning line naming it, the reason and where it went.
+Checkpoints are read weights-only (pipeline/training/checkpoint.py): no code in one can run.
+
+On resume the dvclive history is cut back to the checkpoint's step first (rows logged between
+the checkpoint and a kill are dropped), so no step or validation is logged twice; temporary
+files a killed checkpoint write left in models/ are removed.
 
 Data parallel: launched as `torchrun --nproc_per_node N -m pipeline.train`, each process trains
 on its shard of the batches (BucketBatchSampler's rank/world_size) with the model wrapped in
@@ -22,8 +29,11 @@ exact for a single process; a data-parallel resume restores rank 0's RNG on ever
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +43,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model.tts import HamgaraTTS, TTSBatch
-from pipeline.common.atomic import atomic_path
+from pipeline.common.atomic import atomic_path, clean_stale_temps, write_text
 from pipeline.common.hashing import stable_hash
 from pipeline.common.runtime import resolve_device, worker_count
 from pipeline.config import store_model_config, train_config
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
-from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.checkpoint import CheckpointError, load_checkpoint
 from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, collate
 from pipeline.training.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
 from pipeline.training.step import Trainer
@@ -89,6 +99,122 @@ class _Stop:
             signal.signal(sig, handler)
 
 
+RESUME_KEYS = ("trainer", "identity", "epoch", "position", "best_val")
+TRAINER_KEYS = ("model", "optimizer", "scaler", "adaptive", "ema", "tracker", "plateau", "early", "step", "rng")
+
+
+def resumable_checkpoint(path: Path, device: torch.device | str) -> dict[str, Any]:
+    """last.pt read safely (load_checkpoint) and checked to hold a whole training state; a
+    file that does not is a CheckpointError naming what it lacks."""
+    ckpt = load_checkpoint(path, device)
+    trainer, identity = ckpt.get("trainer"), ckpt.get("identity")
+    well_formed = {
+        "trainer": isinstance(trainer, dict),
+        "identity": isinstance(identity, dict) and all(isinstance(identity.get(k), dict) for k in ("model", "train")),
+    }
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    missing += [f"trainer.{k}" for k in TRAINER_KEYS if isinstance(trainer, dict) and k not in trainer]
+    malformed = [k for k, ok in well_formed.items() if k in ckpt and not ok]
+    problems = [f"it lacks {', '.join(missing)}"] if missing else []
+    problems += [f"its {', '.join(malformed)} is malformed"] if malformed else []
+    if problems:
+        why = "; ".join(problems)
+        raise CheckpointError(f"{path}: not a training checkpoint: {why}")
+    return ckpt
+
+
+def set_aside_damaged(path: Path) -> Path:
+    """Rename `path` to `<name>.damaged-<UTC time>` in its folder (never over another file)
+    and return the new path: the user's file is kept for them to inspect or delete."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while aside.exists() or aside.is_symlink():
+        aside, n = path.with_name(f"{path.name}.damaged-{stamp}-{n}"), n + 1
+    path.rename(aside)
+    return aside
+
+
+def trim_history(live_dir: Path, step: int) -> None:
+    """Cut the dvclive history back to a checkpoint taken after `step` optimizer steps.
+
+    The loop logs optimizer step k (1-based) at dvclive step k - 1, so a checkpoint at `step`
+    covers the rows with step < `step`; rows at or after it were logged between that
+    checkpoint and a kill and will be logged again by the resumed run. Each .tsv is rewritten
+    atomically without them, and metrics.json's latest values follow the kept rows."""
+    metrics = live_dir / "plots" / "metrics"
+    tables = sorted(metrics.rglob("*.tsv")) if metrics.is_dir() else []
+    kept_last: dict[tuple[str, ...], float | None] = {}
+    for table in tables:
+        keys = table.relative_to(metrics).with_suffix("").parts
+        kept_last[keys] = _trim_table(table, step)
+    _trim_summary(live_dir / "metrics.json", kept_last, step)
+
+
+def _trim_table(table: Path, step: int) -> float | None:
+    """Keep the header and the whole rows with step < `step` (a row cut short by a kill, or
+    one whose step does not parse, goes too); the last kept value, or None."""
+    lines = table.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return None
+    header = lines[0].split("\t")
+    if "step" not in header:
+        return None
+    at, width = header.index("step"), len(header)
+    rows = [(line, _row_step(line, at, width)) for line in lines[1:]]
+    kept = [line for line, row_step in rows if row_step is not None and row_step < step]
+    if len(kept) != len(rows):
+        write_text(table, "".join(f"{line}{os.linesep}" for line in [lines[0], *kept]))
+    if not kept:
+        return None
+    try:
+        return float(kept[-1].split("\t")[width - 1])  # dvclive writes the value last
+    except ValueError:
+        return None
+
+
+def _row_step(line: str, at: int, width: int) -> int | None:
+    """The step of a .tsv row, or None for a row that is not whole."""
+    fields = line.split("\t")
+    if len(fields) != width:
+        return None
+    try:
+        return int(fields[at])
+    except ValueError:
+        return None
+
+
+def _trim_summary(path: Path, kept_last: dict[tuple[str, ...], float | None], step: int) -> None:
+    """Rewrite metrics.json's latest values (and its step) from the trimmed tables; dvclive
+    reads it on resume and would otherwise report values from after the checkpoint."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # absent or half-written: dvclive starts a new one
+    if not isinstance(summary, dict):
+        return
+    for keys, value in kept_last.items():
+        _set_in(summary, keys, value)
+    summary["step"] = max(step - 1, 0)
+    write_text(path, json.dumps(summary, indent=4) + "\n")
+
+
+def _set_in(tree: dict[str, Any], keys: tuple[str, ...], value: float | None) -> None:
+    """Set the nested entry `keys` of `tree` to `value`, or remove it when `value` is None."""
+    node = tree
+    for k in keys[:-1]:
+        child = node.get(k)
+        if not isinstance(child, dict):
+            if value is None:
+                return
+            child = node[k] = {}
+        node = child
+    if value is None:
+        node.pop(keys[-1], None)
+    else:
+        node[keys[-1]] = value
+
+
 def _open_live(live_dir: Path, resumed: bool, step: int) -> Any:
     from dvclive import Live
 
@@ -98,8 +224,10 @@ def _open_live(live_dir: Path, resumed: bool, step: int) -> Any:
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through a file object: saving to a path, torch reports a full disk as a RuntimeError with
+    # no errno, which would slip past atomic_path's clear disk-full message.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def fit(
@@ -204,13 +332,26 @@ class TrainingRun:
         )
 
     def _resume(self) -> None:
-        """Continue from last.pt when it was made with the same identity; else set it aside."""
+        """Continue from last.pt when it was made with the same identity; else set it aside.
+
+        A damaged last.pt (truncated, not a checkpoint, a foreign or unsafe file, one that
+        lacks the training state) is never deleted and never stops the run: it is renamed to
+        `last.pt.damaged-<UTC time>` in the same folder, one warning line names it, the reason
+        and where it went, and training starts fresh."""
         if not self.last.is_file():
             return
-        ckpt = load_checkpoint(self.last, self.device)
-        diff = _differences(self.identity, ckpt["identity"])
+        try:
+            ckpt, damage = resumable_checkpoint(self.last, self.device), None
+        except CheckpointError as e:
+            ckpt, damage = None, e
         if self.ctx.active:
             torch.distributed.barrier()  # every rank has read last.pt before rank 0 may move it
+        if ckpt is None:
+            if self.ctx.is_main:
+                aside = set_aside_damaged(self.last)
+                print(f"train: warning: {damage}; moved it to {aside}; starting fresh")
+            return
+        diff = _differences(self.identity, ckpt["identity"])
         if diff:
             aside = self.models / f"last-{stable_hash(ckpt['identity'], 10)}.pt"
             if self.ctx.is_main:
@@ -225,6 +366,7 @@ class TrainingRun:
         self.resumed = True
         if self.ctx.is_main:
             print(f"train: resuming from {self.last} at step {self.trainer.step}")
+            trim_history(self.live_dir, self.trainer.step)
 
     def wall_seconds(self) -> float:
         """Training wall time over every call of this run (resumes included)."""
@@ -253,6 +395,10 @@ class TrainingRun:
         """Train to max_steps or early stopping and return the summary; on SIGINT/SIGTERM (or
         `stop_after`) save last.pt and raise KeyboardInterrupt."""
         self.models.mkdir(parents=True, exist_ok=True)
+        if self.ctx.is_main:
+            # A checkpoint write killed half-way leaves its temp file; nothing else would remove it.
+            for stale in clean_stale_temps(self.models):
+                print(f"train: removed {stale}, a temporary file left by a killed run")
         self.live = _open_live(self.live_dir, self.resumed, self.trainer.step) if self.ctx.is_main else None
         self.bar = tqdm(
             total=self.cfg.max_steps, initial=self.trainer.step, desc="train", unit="step", disable=not self.progress

@@ -214,12 +214,7 @@ class Trainer:
             "step": self.step,
             "skipped": self.skipped,
             "nonfinite_streak": self.nonfinite_streak,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "rng": rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -234,9 +229,35 @@ class Trainer:
         self.plateau.load_state_dict(state["plateau"])
         self.early.load_state_dict(state["early"])
         self.step, self.skipped, self.nonfinite_streak = state["step"], state["skipped"], state["nonfinite_streak"]
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        set_rng_state(state["rng"])
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, CUDA, numpy and Python RNG states as tensors and plain data only, so a
+    checkpoint holding them loads with torch's weights-only unpickler (numpy's own state is a
+    tuple around an ndarray, which that unpickler refuses)."""
+    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        # int64: the uint32 key fits, and int64 tensors load everywhere.
+        "numpy": {
+            "kind": str(kind),
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": random.getstate(),  # (version, tuple of ints, float or None): plain data
+    }
+
+
+def set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore the RNG states an `rng_state` call captured."""
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    n = rng["numpy"]
+    key = n["key"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], key, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    random.setstate(rng["python"])

@@ -1,0 +1,134 @@
+"""Long text in pieces the model can say: sentences, bounded chunks, and audio joined with pauses.
+
+The model's position tables hold a fixed number of positions (model/layers.py
+PositionalEncoding), so one pass cannot say an arbitrarily long text: a line is said sentence by
+sentence, a sentence still too long is cut at a comma or a word boundary near a length bound, and
+the pieces' audio is joined with a short silence. Pure functions over text, sequences and arrays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from typing import TypeVar
+
+import numpy as np
+
+# Marks that end a sentence: . ! ? ; and the Arabic-script question mark, full stop and
+# semicolon (Persian writes ؟ and ؛; ۔ is the Urdu full stop some Persian texts use).
+SENTENCE_ENDS = ".!?;؟۔؛"
+# A sentence ends at one or more end marks, then any closing quotes or brackets, then
+# whitespace: "e.g." or "3.5" do not end a sentence, `He said "Stop." Then` does.
+_SENTENCE_BREAK = re.compile(rf"(?<=[{re.escape(SENTENCE_ENDS)}])([\"'»)\]]*)\s+")
+
+T = TypeVar("T")
+
+
+def _has_speech(piece: str) -> bool:
+    """Whether `piece` holds anything to say (a letter or digit), not only punctuation."""
+    return any(ch.isalnum() for ch in piece)
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of `text`, stripped, in order; no piece is empty or punctuation alone.
+
+    A run of punctuation between sentence ends ("Wait. . . What?") is kept with the sentence
+    before it (with the next one at the start of the text), since the frontend has nothing to
+    voice in it on its own. Text without speech gives [] (the caller reports it as it would
+    any other line).
+    """
+    pieces = [p.strip() for p in _SENTENCE_BREAK.sub(lambda m: m.group(1) + "\n", text).split("\n")]
+    sentences: list[str] = []
+    pending = ""  # punctuation met before the first sentence with speech
+    for piece in pieces:
+        if not piece:
+            continue
+        if _has_speech(piece):
+            sentences.append(f"{pending} {piece}".strip())
+            pending = ""
+        elif sentences:
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            pending = f"{pending} {piece}".strip()
+    return sentences
+
+
+def _cut(items: Sequence[T], bound: int, soft: Collection[T], spaces: Collection[T]) -> int:
+    """Where to cut `items` (longer than `bound`) so its first piece holds at most `bound` items:
+    near an even share of what is left (no one-word orphan after a pause), preferring a
+    comma-like item (a pause the voice makes anyway) from half that share on, else the word
+    boundary nearest it, else any comma, else the share itself (a word longer than the bound
+    has nowhere better)."""
+    target = -(-len(items) // -(-len(items) // bound))  # ceil(len / pieces needed)
+    window = range(1, bound + 1)  # cut positions: items[:i] is the piece
+
+    def nearest(ok: list[int]) -> int | None:
+        return min(ok, key=lambda i: (abs(i - target), -i)) if ok else None
+
+    for candidates in (
+        [i for i in window if i >= target / 2 and items[i - 1] in soft],
+        [i for i in window if items[i] in spaces or items[i - 1] in spaces],
+        [i for i in window if items[i - 1] in soft],
+    ):
+        best = nearest(candidates)
+        if best is not None:
+            return best
+    return target
+
+
+def _strip(items: Sequence[T], spaces: Collection[T]) -> Sequence[T]:
+    """`items` without leading and trailing word separators (a piece starts and ends on a word)."""
+    start, end = 0, len(items)
+    while start < end and items[start] in spaces:
+        start += 1
+    while end > start and items[end - 1] in spaces:
+        end -= 1
+    return items[start:end]
+
+
+def split_at_bound(items: Sequence[T], bound: int, soft: Collection[T], spaces: Collection[T]) -> list[Sequence[T]]:
+    """`items` (a sentence's symbols, or its text) in pieces of at most `bound` items, cut at a
+    comma (`soft`) or a word boundary (`spaces`) nearest the bound (see `_cut`); separators at a
+    cut are dropped. A sequence within the bound comes back whole and untouched."""
+    if bound < 1:
+        raise ValueError(f"the chunk bound must be at least 1 item, got {bound}")
+    if len(items) <= bound:
+        return [items]
+    pieces: list[Sequence[T]] = []
+    rest = items
+    while len(rest) > bound:
+        i = _cut(rest, bound, soft, spaces)
+        piece = _strip(rest[:i], spaces)
+        if len(piece):
+            pieces.append(piece)
+        rest = _strip(rest[i:], spaces)
+    if len(rest):
+        pieces.append(rest)
+    return pieces
+
+
+def fade_edges(wave: np.ndarray, samples: int) -> np.ndarray:
+    """`wave` with a linear fade-in and fade-out of `samples` each, so a piece whose last sample
+    is not zero does not click where it meets the silence of a pause."""
+    n = min(samples, len(wave) // 2)
+    if n < 1:
+        return wave
+    ramp = (np.arange(1, n + 1, dtype=np.float64) / (n + 1)).astype(wave.dtype)
+    out = wave.copy()
+    out[:n] *= ramp
+    out[-n:] *= ramp[::-1]
+    return out
+
+
+def join_with_gaps(parts: Sequence[np.ndarray], gap: int, fill: float) -> np.ndarray:
+    """`parts` concatenated along their first axis with `gap` rows of `fill` between each two
+    (waves [samples] with silence, mels [frames, n_mels] with the log of the mel floor)."""
+    if not parts:
+        raise ValueError("nothing to join")
+    spacer = np.full((gap, *parts[0].shape[1:]), fill, dtype=parts[0].dtype)
+    joined: list[np.ndarray] = []
+    for k, part in enumerate(parts):
+        if k:
+            joined.append(spacer)
+        joined.append(part)
+    return np.concatenate(joined, axis=0)
