@@ -15,8 +15,9 @@ STAGES = {
     "synth": 'text to speech from a checkpoint: hamgara synth "Hello." -o hello.wav',
     "doctor": "review the data and the training run: reports/doctor.md (ok / warning / problem, with fixes)",
     "model-info": "parameter counts of the model for every size and decoder",
+    "lr-find": "LR range test on your features with the configured model: a suggested train.lr (reports/lr_find.json)",
 }
-MODULES = {"model-info": "model_info"}
+MODULES = {"model-info": "model_info", "lr-find": "lr_find"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from model.config import LOSS_TERMS, PARAM_KEYS, SIZE_KEYS, WORD_SEPARATOR, Loss
 T = TypeVar("T")
 
 # The sections of params.yaml, each read by one typed config below.
-SECTIONS = ("data", "features", "align", "model", "train", "eval")
+SECTIONS = ("data", "features", "align", "model", "train", "eval", "lr_find")
 
 
 class ConfigError(ValueError):
@@ -545,7 +545,7 @@ def check_params(params: Any) -> None:
     listing every problem found, one line each, section by section."""
     check_keys(params, SECTIONS, "")
     problems: list[str] = []
-    builders = (data_config, features_config, align_config, train_config, eval_config)
+    builders = (data_config, features_config, align_config, train_config, eval_config, lr_find_config)
     for build in builders:
         try:
             build(params)
@@ -641,3 +641,33 @@ class TrainConfig(Checked):
 def train_config(params: dict[str, Any]) -> TrainConfig:
     """The `train` section as a typed config; an unknown key is an error naming the nearest known one."""
     return _build(TrainConfig, params.get("train", {}), "train")
+
+
+LR_FIND_RULES = ("min_over", "steepest")
+
+
+@dataclass(frozen=True)
+class LrFindConfig(Checked):
+    """`hamgara lr-find`, the LR range test (params.yaml `lr_find`). Only the sweep's own knobs
+    live here: the model, batch size, accumulation, clipping and loss come from `model` and
+    `train`, so the test is of the run that `train` would make."""
+
+    SECTION = "lr_find"
+
+    start_lr: float = above(0.0)
+    end_lr: float = above(0.0)
+    steps: int = at_least(3)  # a slope of the smoothed loss needs a few points
+    smoothing: float = between(0.0, 1.0, low_open=True)  # the newest loss's EMA weight: 0 would never move
+    divergence_factor: float = above(1.0)  # at 1 the first uptick of the loss would end the sweep
+    rule: str = one_of(*LR_FIND_RULES)
+    min_divisor: float = above(1.0)  # the suggestion sits below the loss's minimum, never above
+
+    def cross_problems(self) -> list[str]:
+        if self.start_lr >= self.end_lr:
+            return [f"params.yaml: lr_find.start_lr ({self.start_lr:g}) must be below end_lr ({self.end_lr:g})"]
+        return []
+
+
+def lr_find_config(params: dict[str, Any]) -> LrFindConfig:
+    """The `lr_find` section as a typed config."""
+    return _build(LrFindConfig, params.get("lr_find", {}), "lr_find")

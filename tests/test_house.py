@@ -137,6 +137,7 @@ SECTION_BUILDERS = {
     "align": cfg.align_config,
     "train": cfg.train_config,
     "eval": cfg.eval_config,
+    "lr_find": cfg.lr_find_config,
     "model": lambda p: cfg.model_config(p, 10, 1, 1, 80),
 }
 
@@ -262,7 +263,7 @@ def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(
 
 # The top of pipeline/ is the commands plus the config; everything else lives in a subpackage.
 TOP_LEVEL = {"__init__", "cli", "config", "corpus", "validate", "precompute", "train", "evaluate", "synth", "doctor"}
-TOP_LEVEL |= {"model_info"}
+TOP_LEVEL |= {"model_info", "lr_find"}
 
 
 def test_the_top_of_pipeline_holds_only_the_commands_and_the_config() -> None:

@@ -70,3 +70,32 @@ def attention_figure(path: Path, attention: np.ndarray, expected: np.ndarray, sy
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
+
+
+def lr_find_figure(
+    path: Path, lrs: list[float], losses: list[float], smoothed: list[float], marks: dict[str, float], title: str
+) -> None:
+    """The LR range test: the training loss (faint) and its smoothed curve against the LR on a
+    log axis, with a vertical line at each marked LR (`marks`: label -> LR; the first is the
+    suggestion, drawn solid, the others dashed)."""
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    ax.plot(lrs, losses, color="0.7", linewidth=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="C0", linewidth=1.8, label="smoothed loss")
+    for k, (label, lr) in enumerate(marks.items()):
+        ax.axvline(lr, color="C3" if k == 0 else "C2", linestyle="-" if k == 0 else "--", linewidth=1.2, label=label)
+    ax.set_xscale("log")
+    # The diverging tail would squash the useful part: the y axis ends a little above the
+    # highest smoothed loss before the minimum (the whole curve when it never fell).
+    if smoothed:
+        best = int(np.argmin(smoothed))
+        low, high = min(smoothed), max(smoothed[: best + 1] if best > 0 else smoothed)
+        span = max(high - low, 1e-6 * max(abs(high), 1.0))
+        ax.set_ylim(low - 0.05 * span, high + 0.25 * span)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

@@ -1,7 +1,8 @@
 """`hamgara doctor`'s review: every check, in the order a person reads them.
 
 The data (pipeline/evaluation/data_checks.py), the model (model_diagnosis.py, when params are
-given) and the run (run_checks.py); each a `Check` with a verdict, the evidence and the fix.
+given) and the run (run_checks.py, with the configured train.lr against `hamgara lr-find`'s
+reports/lr_find.json); each a `Check` with a verdict, the evidence and the fix.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import train_config
 from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
 from pipeline.evaluation.model_diagnosis import check_model
-from pipeline.evaluation.run_checks import check_attention, check_run
+from pipeline.evaluation.run_checks import check_attention, check_lr_find, check_run
 from pipeline.evaluation.verdicts import Check
 
 
@@ -41,4 +43,7 @@ def review(
     )
     if params is not None:
         checks += check_model(params, store_path, overfit_steps, overfit_lr, checkpoint)
-    return checks + check_attention(live_dir) + check_run(live_dir)
+    checks += check_attention(live_dir) + check_run(live_dir)
+    # The params' train.lr when given (what the next run will use), else the report's own.
+    configured_lr = train_config(params).lr if params is not None else None
+    return checks + check_lr_find(read_json(reports / "lr_find.json"), configured_lr)

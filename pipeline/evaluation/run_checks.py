@@ -1,13 +1,15 @@
 """The run half of `hamgara doctor`: the training history dvclive wrote.
 
 LR schedule as applied, skipped non-finite steps, plateau and early-stop events, the loss
-slope, the train/validation gap, throughput and GPU utilisation; and the autoregressive
-decoder's attention against the durations over training.
+slope, the train/validation gap, throughput and GPU utilisation; the autoregressive
+decoder's attention against the durations over training; and the configured train.lr against
+the suggestion of `hamgara lr-find` (reports/lr_find.json), when one was made.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,5 +139,30 @@ def check_attention(live_dir: Path, max_error: float = 1.0) -> list[Check]:
             OK if good else WARNING,
             f"attention vs durations: {err[0]:.2f} tokens at step {int(steps[0])}, {err[-1]:.2f} at step {int(steps[-1])}",
             "" if good else "the attention drifts from the durations: raise train.attention_loss_weight",
+        )
+    ]
+
+
+def check_lr_find(report: dict[str, Any] | None, configured_lr: float | None, max_ratio: float = 5.0) -> list[Check]:
+    """train.lr against the LR range test's suggestion: a warning when it is more than
+    `max_ratio` times away either way. `configured_lr` is the params' train.lr (None: the one
+    the report was made with). Without a report, an ok line saying how to get one: the sweep
+    takes minutes, so doctor never runs it itself."""
+    name = "learning rate range test"
+    if report is None:
+        return [Check("run", name, OK, "no reports/lr_find.json: run `hamgara lr-find` for a suggested train.lr")]
+    suggested = float(report["suggested_lr"])
+    lr = float(report["configured_lr"] if configured_lr is None else configured_lr)
+    ratio = lr / suggested
+    far = ratio > max_ratio or ratio < 1.0 / max_ratio
+    side = f"{ratio:.2g}x above" if ratio >= 1 else f"{1 / ratio:.2g}x below"
+    return [
+        Check(
+            "run",
+            name,
+            WARNING if far else OK,
+            f"train.lr {lr:.1e} is {side} the suggestion {suggested:.1e} of hamgara lr-find ({report['rule']}: "
+            f"{report['rule_text']})",
+            f"dvc exp run -S train.lr={suggested:.1e}" if far else "",
         )
     ]

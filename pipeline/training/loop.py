@@ -42,11 +42,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from model.config import ModelConfig
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.common.atomic import atomic_path, clean_stale_temps, write_text
 from pipeline.common.hashing import stable_hash
 from pipeline.common.runtime import resolve_device, worker_count
-from pipeline.config import store_model_config, train_config
+from pipeline.config import TrainConfig, store_model_config, train_config
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint
@@ -230,6 +231,61 @@ def _save(path: Path, obj: dict[str, Any]) -> None:
         torch.save(obj, f)
 
 
+@dataclasses.dataclass
+class BuiltTrainer:
+    """What `build_trainer` makes: the resolved device, the store's attributes, the model
+    config, the model and its Trainer."""
+
+    device: torch.device
+    attrs: dict[str, Any]
+    mcfg: ModelConfig
+    model: HamgaraTTS
+    trainer: Trainer
+
+
+def build_trainer(params: dict[str, Any], store_path: Path, ctx: DistContext) -> BuiltTrainer:
+    """The configured model and its Trainer, exactly as a training run builds them (the LR
+    range test of pipeline/training/lr_range.py builds its own through here too).
+
+    The order is fixed: the model is built right after seeding, so its initial weights are
+    those of a training run with the same seed."""
+    cfg = train_config(params)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and ctx.active:
+        device = torch.device("cuda", ctx.local_rank)
+    torch.manual_seed(cfg.seed)
+    attrs = FeatureStore(store_path).attrs
+    mcfg = store_model_config(params, attrs)
+    model = HamgaraTTS(mcfg).to(device)
+    forward: torch.nn.Module = model
+    if ctx.active:
+        forward = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    trainer = Trainer(model, cfg, cfg.loss_settings(mcfg.reduction), cfg.loss_weights(), device, ctx, forward)
+    return BuiltTrainer(device, attrs, mcfg, model, trainer)
+
+
+def training_data(
+    store_path: Path, cfg: TrainConfig, device: torch.device, ctx: DistContext
+) -> tuple[FeatureDataset, BucketBatchSampler, dict[str, Any]]:
+    """The training split, its length-bucketed sampler (this rank's shard) and the DataLoader
+    settings a training run reads it with."""
+    train_set = FeatureDataset(store_path, [TRAIN])
+    if len(train_set) == 0:
+        raise ValueError(f"{store_path}: no training utterances")
+    sampler = BucketBatchSampler(train_set.frames, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+    loader_kw: dict[str, Any] = {
+        "collate_fn": collate,
+        "num_workers": min(cfg.num_workers, worker_count(0)),
+        "pin_memory": device.type == "cuda",
+        # Its own generator: a loader drawing its worker seed from the global RNG would shift
+        # the dropout masks of a resumed run.
+        "generator": torch.Generator().manual_seed(cfg.seed),
+    }
+    return train_set, sampler, loader_kw
+
+
 def fit(
     store_path: Path,
     params: dict[str, Any],
@@ -287,41 +343,15 @@ class TrainingRun:
 
     def _set_up(self) -> None:
         """Device, seed, store, model (DDP-wrapped under torchrun) and trainer."""
-        ctx, cfg = self.ctx, self.cfg
-        self.device = resolve_device(cfg.device)
-        if self.device.type == "cuda" and ctx.active:
-            self.device = torch.device("cuda", ctx.local_rank)
-        torch.manual_seed(cfg.seed)
-        self.attrs = FeatureStore(self.store_path).attrs
-        self.mcfg = store_model_config(self.params, self.attrs)
-        self.model = HamgaraTTS(self.mcfg).to(self.device)
-        forward: torch.nn.Module = self.model
-        if ctx.active:
-            forward = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-        self.trainer = Trainer(
-            self.model, cfg, cfg.loss_settings(self.mcfg.reduction), cfg.loss_weights(), self.device, ctx, forward
-        )
+        built = build_trainer(self.params, self.store_path, self.ctx)
+        self.device, self.attrs, self.mcfg = built.device, built.attrs, built.mcfg
+        self.model, self.trainer = built.model, built.trainer
 
     def _make_data(self) -> None:
         """The training set, its sampler and DataLoader settings, and the validation batches."""
         cfg = self.cfg
-        self.train_set = FeatureDataset(self.store_path, [TRAIN])
+        self.train_set, self.sampler, self.loader_kw = training_data(self.store_path, cfg, self.device, self.ctx)
         val_set = FeatureDataset(self.store_path, [VAL])
-        if len(self.train_set) == 0:
-            raise ValueError(f"{self.store_path}: no training utterances")
-        self.sampler = BucketBatchSampler(
-            self.train_set.frames, cfg.batch_size, cfg.seed, rank=self.ctx.rank, world_size=self.ctx.world_size
-        )
-        self.loader_kw: dict[str, Any] = {
-            "collate_fn": collate,
-            "num_workers": min(cfg.num_workers, worker_count(0)),
-            "pin_memory": self.device.type == "cuda",
-            # Its own generator: a loader drawing its worker seed from the global RNG would shift
-            # the dropout masks of a resumed run.
-            "generator": torch.Generator().manual_seed(cfg.seed),
-        }
         self.val_batches = (
             [
                 collate([val_set[i] for i in b])[0]

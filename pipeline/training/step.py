@@ -79,6 +79,10 @@ class Trainer:
         self.step = 0
         self.skipped = 0
         self.nonfinite_streak = 0
+        # The LR range test (pipeline/training/lr_range.py) sets each step's LR itself: when
+        # not None this replaces the schedule and the plateau scale. Not training state, so
+        # it is not in state_dict.
+        self.lr_override: float | None = None
 
     def _forward(self, batch: TTSBatch, factors: dict[str, float] | None, kl_scale: float) -> tuple[Any, dict]:
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
@@ -103,7 +107,9 @@ class Trainer:
     def _begin_step(self) -> tuple[float, float, dict[str, float] | None]:
         """Set this step's LR; return it with the KL scale and the adaptive factors."""
         self.model.train()
-        lr = lr_at(self.step, ScheduleConfig.of(self.cfg), self.plateau.scale)
+        lr = self.lr_override
+        if lr is None:
+            lr = lr_at(self.step, ScheduleConfig.of(self.cfg), self.plateau.scale)
         for group in self.opt.param_groups:
             group["lr"] = lr
         kl_scale = kl_weight_schedule(self.step, self.cfg.kl_warmup_steps)
