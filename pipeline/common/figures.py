@@ -28,10 +28,7 @@ def alignment_figure(path: Path, soft_log: np.ndarray, durations: np.ndarray, sy
     ax.set_xlabel("mel frame")
     ax.set_ylabel("token")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def mel_comparison_figure(path: Path, panels: list[tuple[str, np.ndarray]], title: str) -> None:
@@ -47,10 +44,7 @@ def mel_comparison_figure(path: Path, panels: list[tuple[str, np.ndarray]], titl
         ax.set_title(name, fontsize=8)
     axes[-1, 0].set_xlabel("frame")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def attention_figure(path: Path, attention: np.ndarray, expected: np.ndarray, symbols: list[str], title: str) -> None:
@@ -66,10 +60,7 @@ def attention_figure(path: Path, attention: np.ndarray, expected: np.ndarray, sy
     ax.set_ylabel("token")
     ax.legend(loc="upper left", fontsize=7)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def lr_find_figure(
@@ -95,6 +86,11 @@ def lr_find_figure(
     ax.set_ylabel("training loss")
     ax.legend(loc="upper left", fontsize=7)
     ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    """Lay out, write atomically as PNG and free the figure (pyplot keeps every open one)."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
