@@ -90,7 +90,7 @@ def test_a_sweep_of_too_few_steps_is_refused(params) -> None:
         dataclasses.replace(lr_find_config(params), steps=1)
 
 
-REPORT = {"suggested_lr": 1e-3, "configured_lr": 1e-3, "rule": "min_over", "rule_text": "min LR / 3"}
+REPORT = {"suggested_lr": 1e-3, "configured_lr": 1e-3, "rule": "min_over", "rule_text": "min_over: min LR / 3"}
 
 
 @pytest.mark.parametrize("configured", [8e-5, 6e-3])

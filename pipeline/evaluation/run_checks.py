@@ -161,8 +161,8 @@ def check_lr_find(report: dict[str, Any] | None, configured_lr: float | None, ma
             "run",
             name,
             WARNING if far else OK,
-            f"train.lr {lr:.1e} is {side} the suggestion {suggested:.1e} of hamgara lr-find ({report['rule']}: "
-            f"{report['rule_text']})",
+            # rule_text starts with the rule's name (suggest_lr writes it so)
+            f"train.lr {lr:.1e} is {side} the suggestion {suggested:.1e} of hamgara lr-find ({report['rule_text']})",
             f"dvc exp run -S train.lr={suggested:.1e}" if far else "",
         )
     ]
