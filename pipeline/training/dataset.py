@@ -8,7 +8,7 @@ can be sharded over data-parallel ranks (every rank gets the same number of batc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +120,19 @@ class BucketBatchSampler:
     def __len__(self) -> int:
         n = -(-len(self.lengths) // self.batch_size)
         return -(-n // self.world_size)
+
+
+def accumulation_groups(
+    loader: Iterable[tuple[TTSBatch, float]], accumulation: int
+) -> Iterator[tuple[list[TTSBatch], list[float]]]:
+    """The micro-batches of one pass over `loader` (collated batches with their padding
+    shares) in groups of `accumulation`, one group per optimizer step. A short group left at
+    the end is dropped: the next epoch starts afresh, as training always has."""
+    group: list[TTSBatch] = []
+    paddings: list[float] = []
+    for batch, padding in loader:
+        group.append(batch)
+        paddings.append(padding)
+        if len(group) == accumulation:
+            yield group, paddings
+            group, paddings = [], []

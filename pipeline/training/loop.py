@@ -51,7 +51,7 @@ from pipeline.config import TrainConfig, store_model_config, train_config
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint
-from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, collate
+from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, accumulation_groups, collate
 from pipeline.training.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
 from pipeline.training.step import Trainer
 
@@ -443,22 +443,14 @@ class TrainingRun:
         """Train on the rest of the current epoch, from the saved position; True when interrupted."""
         batches = self.sampler.batches(self.epoch)
         loader = DataLoader(self.train_set, batch_sampler=batches[self.position :], **self.loader_kw)
-        group: list[TTSBatch] = []
-        paddings: list[float] = []
         t0 = time.perf_counter()
-        for batch, padding in loader:
-            group.append(batch)
-            paddings.append(padding)
-            self.position += 1
-            if len(group) < self.cfg.grad_accumulation:
-                continue
+        for group, paddings in accumulation_groups(loader, self.cfg.grad_accumulation):
+            self.position += len(group)
             self._step(group, paddings, t0)
-            group, paddings = [], []
             interrupted = self._after_step(stop)
             if interrupted or self.trainer.step >= self.cfg.max_steps or self.stopped_early:
                 return interrupted
             t0 = time.perf_counter()
-        # A short group left at the epoch's end is dropped, as the next epoch starts afresh.
         self.epoch, self.position = self.epoch + 1, 0
         return False
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from model.tts import TTSBatch
 from pipeline.config import LrFindConfig, train_config
-from pipeline.training.dataset import BucketBatchSampler, FeatureDataset
+from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, accumulation_groups
 from pipeline.training.distributed import DistContext
 from pipeline.training.loop import build_trainer, training_data
 from pipeline.training.step import TrainingAborted
@@ -131,13 +131,10 @@ def _step_groups(
         )
     epoch = 0
     while True:
-        group: list[TTSBatch] = []
-        for batch, _ in DataLoader(train_set, batch_sampler=sampler.batches(epoch), **loader_kw):
-            group.append(batch)
-            if len(group) == accumulation:
-                yield group
-                group = []
-        epoch += 1  # as in training, a short group at the epoch's end is dropped
+        loader = DataLoader(train_set, batch_sampler=sampler.batches(epoch), **loader_kw)
+        for group, _ in accumulation_groups(loader, accumulation):
+            yield group
+        epoch += 1
 
 
 def run_sweep(params: dict[str, Any], store_path: Path, cfg: LrFindConfig, progress: bool = True) -> dict[str, Any]:
