@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
+from model.duration import length_regulate
 from model.layers import DecoderLayer, PositionalEncoding, Prenet, lengths_to_mask
 from model.losses import step_mask as steps_of
 
@@ -61,6 +62,16 @@ class AutoregressiveDecoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
         self.mel_head = nn.Linear(cfg.d_model, cfg.reduction * cfg.n_mels)
         self.stop_head = nn.Linear(cfg.d_model, 1)
+        self.aligned = nn.Linear(cfg.d_model, cfg.d_model) if cfg.aligned_conditioning else None
+
+    def _aligned(self, memory: torch.Tensor, durations: torch.Tensor, steps: int) -> torch.Tensor:
+        """The text state each step is speaking: the length-regulated memory averaged over the
+        step's r frames, projected [B, steps, D]; zero past the durations' end, which is the
+        decoder's cue to stop."""
+        assert self.aligned is not None
+        frames = length_regulate(memory, durations, steps * self.r)
+        b, _, d = frames.shape
+        return self.aligned(frames.view(b, steps, self.r, d).mean(2))
 
     def _inputs(self, mels: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """Step s sees the r frames of step s-1 (zeros, the 'go' frame, at s=0)."""
@@ -78,14 +89,22 @@ class AutoregressiveDecoder(nn.Module):
         memory: torch.Tensor,
         token_mask: torch.Tensor,
         latent: torch.Tensor,
+        durations: torch.Tensor | None = None,
         cross_allowed: torch.Tensor | None = None,
     ) -> DecoderOutput:
-        """Teacher-forced pass. `cross_allowed` [B, S, N] restricts the cross-attention per step
-        (default: every real token)."""
+        """Teacher-forced pass: `mels` are the previous frames fed in (the targets, or a mix of
+        targets and the model's own predictions under scheduled sampling). `durations` [B, N]
+        (the aligner's) are required with aligned conditioning. `cross_allowed` [B, S, N]
+        restricts the cross-attention per step (default: every real token)."""
         b, t, _ = mels.shape
         step_mask = steps_of(frame_mask, self.r)
         s = step_mask.size(1)
-        x = self.pos(self.prenet(self._inputs(mels, frame_mask)) + self.style(latent)[:, None, :])
+        x = self.prenet(self._inputs(mels, frame_mask)) + self.style(latent)[:, None, :]
+        if self.aligned is not None:
+            if durations is None:
+                raise ValueError("aligned conditioning needs the durations")
+            x = x + self._aligned(memory, durations, s)
+        x = self.pos(x)
         causal = torch.ones(s, s, dtype=torch.bool, device=mels.device).tril()
         self_allowed = causal[None] & step_mask[:, None, :]
         cross = token_mask[:, None, :] if cross_allowed is None else cross_allowed
@@ -122,6 +141,7 @@ class AutoregressiveDecoder(nn.Module):
         memory_kv = [layer.cross_attn.project_kv(memory) for layer in self.layers]
         caches: list[dict[str, torch.Tensor]] = [{} for _ in self.layers]
         style = self.style(latent)[:, None, :]
+        aligned = self._aligned(memory, durations, max_steps) if self.aligned is not None else None
         prev = torch.zeros(b, 1, self.r * self.n_mels, device=device, dtype=memory.dtype)
         lengths = torch.zeros(b, dtype=torch.long, device=device)
         fired = torch.zeros(b, dtype=torch.bool, device=device)
@@ -132,7 +152,10 @@ class AutoregressiveDecoder(nn.Module):
         for s in range(max_steps):
             center = expected_tokens(durations, torch.tensor([s], device=device), self.r)
             allowed = window_mask(center, token_mask, self.window)  # [B, 1, N]
-            x = self.pos(self.prenet(prev) + style, offset=s)
+            x = self.prenet(prev) + style
+            if aligned is not None:
+                x = x + aligned[:, s : s + 1]
+            x = self.pos(x, offset=s)
             self_allowed = torch.ones(b, 1, s + 1, dtype=torch.bool, device=device)
             for layer, kv, cache in zip(self.layers, memory_kv, caches):
                 x, _ = layer(x, self_allowed, kv, allowed, ones, cache)

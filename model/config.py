@@ -34,6 +34,11 @@ class ModelConfig:
     reduction: int
     attention_window: int
     max_length_factor: float
+    # Each autoregressive step also sees the length-regulated text state at its own frames
+    # (the aligner's durations in training, the predicted ones at synthesis), so it need not
+    # find its place in the text from its own past frames. False in checkpoints written before
+    # the knob existed, which were made without it.
+    aligned_conditioning: bool = False
     # Token ids that may last 0 frames at synthesis (word separators); every other real token
     # gets at least one frame, so no phone is skipped.
     optional_ids: tuple[int, ...] = ()

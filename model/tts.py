@@ -76,22 +76,56 @@ class HamgaraTTS(nn.Module):
             self.decoder = ParallelDecoder(cfg)
         self.postnet = Postnet(cfg.n_mels, cfg.postnet_channels, cfg.postnet_layers, cfg.dropout)
 
-    def forward(self, batch: TTSBatch) -> TTSOutput:
+    def forward(self, batch: TTSBatch, sampling: float = 0.0, input_noise: float = 0.0) -> TTSOutput:
         """Teacher-forced training pass: the decoder sees the target durations (parallel) or
         the target frames (autoregressive); the style latent is sampled from the target's own
-        posterior."""
+        posterior.
+
+        Autoregressive decoder only, against exposure bias (both 0 = plain teacher forcing):
+        `input_noise` adds Gaussian noise of that std to the previous frames fed in, and
+        `sampling` is scheduled sampling made cheap for a transformer: a first pass without
+        gradients predicts every frame, then each decoder step is fed that (detached)
+        prediction instead of the true previous frames with this probability, in a second
+        pass whose output is the one trained."""
         memory = self.encoder(batch.tokens, batch.token_mask, batch.languages, batch.speakers)
         log_durations = self.duration(memory, batch.token_mask)
         mu, logvar = self.reference(batch.mels, batch.frame_mask)
         latent = sample_latent(mu, logvar, self.training)
+        durations = batch.durations * batch.token_mask
         stop = attention = step_mask = None
         if isinstance(self.decoder, AutoregressiveDecoder):
-            out = self.decoder(batch.mels, batch.frame_mask, memory, batch.token_mask, latent)
+            fed = self._fed_frames(batch, memory, latent, durations, sampling, input_noise)
+            out = self.decoder(fed, batch.frame_mask, memory, batch.token_mask, latent, durations)
             mel, stop, attention, step_mask = out.mel, out.stop_logits, out.attention, out.step_mask
         else:
-            mel, _ = self.decoder(memory, batch.durations * batch.token_mask, latent, batch.mels.size(1))
+            mel, _ = self.decoder(memory, durations, latent, batch.mels.size(1))
         mel_post = self.postnet(mel, batch.frame_mask) * batch.frame_mask[..., None]
         return TTSOutput(mel, mel_post, log_durations, mu, logvar, stop, attention, step_mask)
+
+    def _fed_frames(
+        self,
+        batch: TTSBatch,
+        memory: torch.Tensor,
+        latent: torch.Tensor,
+        durations: torch.Tensor,
+        sampling: float,
+        input_noise: float,
+    ) -> torch.Tensor:
+        """The previous frames the autoregressive decoder is fed in training: the targets, with
+        noise and with the model's own predictions mixed in per decoder step (see `forward`)."""
+        fed = batch.mels
+        if input_noise > 0:
+            fed = fed + input_noise * torch.randn_like(fed)
+        if sampling > 0:
+            with torch.no_grad():
+                own = self.decoder(fed, batch.frame_mask, memory, batch.token_mask, latent, durations).mel
+            r = self.cfg.reduction
+            steps = -(-fed.size(1) // r)
+            # One draw per decoder step, so a step sees all r frames of one source.
+            pick = torch.rand(fed.size(0), steps, device=fed.device) < sampling
+            pick = pick.repeat_interleave(r, dim=1)[:, : fed.size(1), None]
+            fed = torch.where(pick, own.to(fed.dtype), fed)
+        return fed
 
     @torch.no_grad()
     def synthesize(

@@ -614,6 +614,10 @@ class TrainConfig(Checked):
     adaptive_bound: float = at_least(1.0)  # factors stay in [1/bound, bound]: below 1 that is empty
     adaptive_strength: float = share(note="0 = no rebalancing")
     loss_ema: float = between(0.0, 1.0, low_open=True)  # the newest value's weight: 0 would never move
+    scheduled_sampling: float = share(note="0 = plain teacher forcing")
+    scheduled_sampling_steps: int = at_least(0, note="0 = the full probability from the start")
+    input_noise: float = at_least(0.0, note="0 = off")
+    free_running_utterances: int = at_least(0, note="0 = no free-running check at validation")
 
     def cross_problems(self) -> list[str]:
         # The schedule warms up from min_lr to lr and anneals back: min_lr above lr inverts it.

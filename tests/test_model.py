@@ -81,17 +81,6 @@ def test_autoregressive_output_at_a_frame_ignores_later_frames() -> None:
         assert (out[:, 2 * (k + 1) :] - base[:, 2 * (k + 1) :]).abs().max() > 1e-4
 
 
-def test_cached_synthesis_equals_the_teacher_forced_pass_on_its_own_frames() -> None:
-    model = model_for("autoregressive")
-    batch = make_batch([9], [30])
-    memory = model.encoder(batch.tokens, batch.token_mask, batch.languages, batch.speakers)
-    latent = torch.randn(1, 4)
-    mel, lengths, _, windows = model.decoder.generate(memory, batch.token_mask, latent, batch.durations, 1.0)
-    frame_mask = torch.ones(1, mel.size(1), dtype=torch.bool)
-    forced = model.decoder(mel, frame_mask, memory, batch.token_mask, latent, cross_allowed=windows).mel
-    torch.testing.assert_close(forced, mel, atol=1e-4, rtol=1e-4)
-
-
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_synthesis_of_unseen_text_ends_with_a_plausible_length(decoder: str) -> None:
     model = model_for(decoder)

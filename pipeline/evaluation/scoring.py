@@ -23,6 +23,7 @@ from model.objective import teacher_forced_metrics
 from model.vocoder import Vocoder, load_vocoder
 from pipeline.common.runtime import resolve_device
 from pipeline.config import EvalConfig, train_config
+from pipeline.evaluation.free_running import STOP_OUTCOMES, stop_outcome
 from pipeline.evaluation.history import convergence
 from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
 from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
@@ -32,23 +33,6 @@ from pipeline.features.split import VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.dataset import FeatureDataset, collate
-
-STOP_OUTCOMES = ("on_time", "early", "late", "never")
-
-
-def stop_outcome(fired: bool | None, predicted: int, target: int, tolerance: float) -> str | None:
-    """How the stop token ended an utterance: on_time, early, late or never (the length cap
-    ended it); None for a decoder without one."""
-    if fired is None:
-        return None
-    if not fired:
-        return "never"
-    ratio = predicted / max(target, 1)
-    if ratio < 1.0 - tolerance:
-        return "early"
-    if ratio > 1.0 + tolerance:
-        return "late"
-    return "on_time"
 
 
 def truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:

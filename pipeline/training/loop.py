@@ -47,7 +47,8 @@ from model.tts import HamgaraTTS, TTSBatch
 from pipeline.common.atomic import atomic_path, clean_stale_temps, write_text
 from pipeline.common.hashing import stable_hash
 from pipeline.common.runtime import resolve_device, worker_count
-from pipeline.config import TrainConfig, store_model_config, train_config
+from pipeline.config import TrainConfig, eval_config, store_model_config, train_config
+from pipeline.evaluation.free_running import free_running_rows, probe_batch, summarize
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint
@@ -360,6 +361,9 @@ class TrainingRun:
             if len(val_set)
             else []
         )
+        # The same few validation utterances synthesized free-running at every validation.
+        self.probe = probe_batch(self.val_batches, cfg.free_running_utterances)
+        self.stop_tolerance = eval_config(self.params).stop_tolerance
 
     def _resume(self) -> None:
         """Continue from last.pt when it was made with the same identity; else set it aside.
@@ -476,10 +480,13 @@ class TrainingRun:
     def _validate_and_save(self) -> None:
         """Validate, log, keep best.pt on a new best val_mel_loss, note early stopping."""
         val = self.trainer.validate(self.val_batches)
+        if self.probe is not None and self.ctx.is_main:
+            val.update(summarize(free_running_rows(self.model, self.probe.to(self.device), self.stop_tolerance)))
         val["val/wall_seconds"] = self.wall_seconds()
         if self.live is not None:
             for k, v in val.items():
-                self.live.log_metric(k if k == "val_mel_loss" or k.startswith("val/") else f"val/{k}", v)
+                named = k == "val_mel_loss" or k.startswith(("val/", "free/"))
+                self.live.log_metric(k if named else f"val/{k}", v)
         if val["val_mel_loss"] < self.best_val:
             self.best_val = val["val_mel_loss"]
             if self.ctx.is_main:

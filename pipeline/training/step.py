@@ -86,9 +86,16 @@ class Trainer:
 
     def _forward(self, batch: TTSBatch, factors: dict[str, float] | None, kl_scale: float) -> tuple[Any, dict]:
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            out = self.forward_module(batch)
+            out = self.forward_module(batch, self.sampling_probability(), self.cfg.input_noise)
         raw = raw_losses(out, batch, self.settings)
         return combine(raw, self.weights, factors, kl_scale), {"out": out, "raw": raw}
+
+    def sampling_probability(self) -> float:
+        """Scheduled sampling's probability at this step: a linear ramp from 0 to
+        `scheduled_sampling` over `scheduled_sampling_steps`, so the decoder first learns from
+        true frames and only then from its own."""
+        ramp = self.cfg.scheduled_sampling_steps
+        return self.cfg.scheduled_sampling * (1.0 if ramp == 0 else min(1.0, self.step / ramp))
 
     def train_step(self, micro_batches: list[TTSBatch]) -> dict[str, float]:
         """One optimizer step over the micro-batches; returns what to log."""
