@@ -11,7 +11,7 @@ import yaml
 from helpers import tiny_params
 from pipeline.doctor import main as doctor_main
 from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
-from pipeline.evaluation.run_checks import check_run
+from pipeline.evaluation.run_checks import check_free_running, check_run
 from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING
 
 CLEAN = {
@@ -254,3 +254,39 @@ def test_the_model_checks_fall_back_to_a_fresh_model_on_an_unreadable_checkpoint
     probe = make_probe(tiny_params(params), tiny_store, batch_size=2)
     check = check_gradient_shares(probe, _garbage(tmp_path / "best.pt"), 0.9, 0.01)
     assert "at initialisation" in check.evidence
+
+
+def _free_history(root: Path, forced: list[float], free: list[float], on_time: list[float]) -> Path:
+    return _history(
+        root,
+        **{
+            "free/teacher_forced_distance": forced,
+            "free/mel_distance": free,
+            "free/exposure_gap": [a - b for a, b in zip(free, forced)],
+            "free/stop_on_time": on_time,
+            "free/stop_never": [1.0 - t for t in on_time],
+        },
+    )
+
+
+def test_a_growing_free_running_gap_is_called_exposure_bias_with_the_evidence_and_the_fix(tmp_path) -> None:
+    live = _free_history(tmp_path, forced=[0.8, 0.5, 0.3], free=[0.9, 0.8, 0.75], on_time=[1.0, 1.0, 1.0])
+    check = {c.name: c for c in check_free_running(live)}["free-running synthesis"]
+    assert check.verdict == WARNING
+    assert check.evidence.startswith("exposure bias") and "0.750 against 0.300" in check.evidence
+    assert "aligned_conditioning" in check.fix and "scheduled_sampling" in check.fix
+
+
+def test_free_running_close_to_teacher_forcing_is_ok(tmp_path) -> None:
+    live = _free_history(tmp_path, forced=[0.8, 0.5, 0.3], free=[1.0, 0.6, 0.35], on_time=[0.5, 0.9, 1.0])
+    assert set(_verdicts(check_free_running(live)).values()) == {OK}
+
+
+def test_utterances_that_do_not_end_on_time_are_flagged(tmp_path) -> None:
+    live = _free_history(tmp_path, forced=[0.5, 0.4], free=[0.5, 0.42], on_time=[1.0, 0.75])
+    check = {c.name: c for c in check_free_running(live)}["utterances end on time"]
+    assert check.verdict == WARNING and "25%" in check.evidence
+
+
+def test_a_run_without_free_running_figures_gets_no_free_running_checks(tmp_path) -> None:
+    assert check_free_running(_history(tmp_path, **{"train/loss": [3, 2]})) == []

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.config import train_config
 from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
 from pipeline.evaluation.model_diagnosis import check_model
-from pipeline.evaluation.run_checks import check_attention, check_lr_find, check_run
+from pipeline.evaluation.run_checks import check_attention, check_free_running, check_lr_find, check_run
 from pipeline.evaluation.verdicts import Check
 
 
@@ -43,7 +43,7 @@ def review(
     )
     if params is not None:
         checks += check_model(params, store_path, overfit_steps, overfit_lr, checkpoint)
-    checks += check_attention(live_dir) + check_run(live_dir)
+    checks += check_attention(live_dir) + check_free_running(live_dir) + check_run(live_dir)
     # The params' train.lr when given (what the next run will use), else the report's own.
     configured_lr = train_config(params).lr if params is not None else None
     return checks + check_lr_find(read_json(reports / "lr_find.json"), configured_lr)

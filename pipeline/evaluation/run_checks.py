@@ -143,6 +143,49 @@ def check_attention(live_dir: Path, max_error: float = 1.0) -> list[Check]:
     ]
 
 
+def check_free_running(live_dir: Path, max_gap_share: float = 0.5, min_on_time: float = 0.9) -> list[Check]:
+    """Free-running synthesis at validation (the `free/*` figures) against teacher forcing:
+    "exposure bias" when, at the last validation, the free-running mel distance exceeds the
+    teacher-forced one by more than `max_gap_share` of it and the gap has grown from its
+    smallest; and how often utterances ended on time (the stop token, or for the parallel
+    decoder the predicted length)."""
+    metrics = live_dir / "plots" / "metrics" / "free"
+    steps, gap = read_series(metrics / "exposure_gap.tsv")
+    if len(gap) == 0:
+        return []
+    _, forced = read_series(metrics / "teacher_forced_distance.tsv")
+    _, free = read_series(metrics / "mel_distance.tsv")
+    _, on_time = read_series(metrics / "stop_on_time.tsv")
+    _, never = read_series(metrics / "stop_never.tsv")
+    low = int(np.argmin(gap))
+    drifts = gap[-1] > max_gap_share * forced[-1] and gap[-1] > gap[low]
+    evidence = (
+        f"free-running mel distance {free[-1]:.3f} against {forced[-1]:.3f} teacher-forced at step "
+        f"{int(steps[-1])} (gap {gap[-1]:+.3f}; smallest {gap[low]:+.3f} at step {int(steps[low])})"
+    )
+    late = on_time[-1] < min_on_time
+    return [
+        Check(
+            "model",
+            "free-running synthesis",
+            WARNING if drifts else OK,
+            ("exposure bias: " if drifts else "") + evidence,
+            "the decoder drifts on its own output: dvc exp run -S model.aligned_conditioning=true "
+            "-S train.scheduled_sampling=0.5 (README, 'Exposure bias')"
+            if drifts
+            else "",
+        ),
+        Check(
+            "model",
+            "utterances end on time",
+            WARNING if late else OK,
+            f"{on_time[-1]:.0%} of the free-running validation utterances ended on time at step {int(steps[-1])}; "
+            f"the length cap was needed for {never[-1]:.0%}",
+            "the stop token fires late or never: train longer, or raise train.stop_loss_weight" if late else "",
+        ),
+    ]
+
+
 def check_lr_find(report: dict[str, Any] | None, configured_lr: float | None, max_ratio: float = 5.0) -> list[Check]:
     """train.lr against the LR range test's suggestion: a warning when it is more than
     `max_ratio` times away either way. `configured_lr` is the params' train.lr (None: the one
