@@ -1,0 +1,195 @@
+"""Which decoder speaks within the CPU demo's budget, and which remedies against exposure bias matter.
+
+    python -m benchmarks.decoders [--runs ar-remedies,parallel] [--seeds 1234,7] [--jobs 2]
+    python -m benchmarks.decoders --table      # the table of the finished runs only
+
+Each run is the README's first command minus the corpus and precompute stages: the train and
+evaluate stages on the workspace's demo features (`data/`, made by `./setup.sh repro` or
+`dvc repro precompute`), with setup.sh's CPU_DEMO overrides plus the run's own and a seed. A
+run works in its own folder under --work (a copy of the checkout's tracked files, the data
+hard-linked), so `--jobs` runs go side by side, each with `--threads` torch threads (two runs
+of one thread each use 2 cores better than one run of two). Results are written after every
+run (default benchmarks/results/decoders.json); a rerun skips the runs already there.
+
+A run's figures: the evaluate stage's report (WER of free-running synthesis, of the vocoded
+recording and of the recording; the held-back sentences; MCD; length ratio error; stop
+outcomes; teacher-forced val_mel_loss) and the last validation's free-running figures
+(`free/*`), plus wall time. The held-back sentences have no recording, so their gap is taken
+against the validation set's vocoded truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.common.atomic import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+
+REMEDIES = {
+    "model.aligned_conditioning": "true",
+    "train.scheduled_sampling": "0.5",
+    "train.scheduled_sampling_steps": "1000",
+}
+AR = {"model.decoder": "autoregressive"}
+
+# name -> overrides on top of CPU_DEMO; the ablations switch one remedy off at a time.
+RUNS: dict[str, dict[str, str]] = {
+    "parallel": {"model.decoder": "parallel"},
+    "ar-plain": {**AR},
+    "ar-remedies": {**AR, **REMEDIES},
+    "ar-no-aligned": {**AR, **REMEDIES, "model.aligned_conditioning": "false"},
+    "ar-no-sampling": {**AR, **REMEDIES, "train.scheduled_sampling": "0"},
+    "ar-remedies-noise": {**AR, **REMEDIES, "train.input_noise": "0.1"},
+}
+
+
+def cpu_demo() -> dict[str, str]:
+    """setup.sh's CPU_DEMO array as key -> value (the one place the demo budget is written)."""
+    body = re.search(r"CPU_DEMO=\((.*?)\)", (REPO / "setup.sh").read_text(encoding="utf-8"), re.S)
+    if body is None:
+        raise SystemExit("setup.sh has no CPU_DEMO=(...) array")
+    return dict(item.split("=", 1) for item in body.group(1).split())
+
+
+def set_param(params: dict[str, Any], key: str, value: str) -> None:
+    """params[key] = value as DVC's -S would write it (YAML 1.2: 1e-3 is a number)."""
+    *path, last = key.split(".")
+    node = params
+    for part in path:
+        node = node[part]
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str):
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
+    node[last] = parsed
+
+
+def prepare(folder: Path, overrides: dict[str, str]) -> None:
+    """A run folder: the checkout's tracked and unignored files, its data hard-linked, params
+    with the overrides."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        if name.startswith("data/") or not (REPO / name).is_file():
+            continue
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, folder / name)
+    if not (REPO / "data" / "features.zarr").is_dir():
+        raise SystemExit(f"{REPO / 'data' / 'features.zarr'}: missing; run ./setup.sh repro (or dvc repro precompute)")
+    subprocess.run(["cp", "-al", str(REPO / "data"), str(folder / "data")], check=True)
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for key, value in overrides.items():
+        set_param(params, key, value)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def run_one(name: str, seed: int, work: Path, threads: int) -> dict[str, Any]:
+    """Train and evaluate one run in its own folder; its figures."""
+    folder = work / f"{name}-s{seed}"
+    prepare(folder, {**cpu_demo(), **RUNS[name], "train.seed": str(seed)})
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    started = time.perf_counter()
+    with (folder / "run.log").open("w") as log:
+        for stage in ("train", "evaluate"):
+            proc = subprocess.run(
+                [sys.executable, "-m", f"pipeline.{stage}"], cwd=folder, env=env, stdout=log, stderr=log
+            )
+            if proc.returncode:
+                raise RuntimeError(f"{name} seed {seed}: {stage} exited {proc.returncode}; see {folder / 'run.log'}")
+    return figures(folder, name, seed, time.perf_counter() - started)
+
+
+def figures(folder: Path, name: str, seed: int, seconds: float | None) -> dict[str, Any]:
+    """One finished run folder's figures (its reports/eval.json and last free-running validation)."""
+    ev = json.loads((folder / "reports" / "eval.json").read_text())
+    live = json.loads((folder / "dvclive" / "metrics.json").read_text())
+    wer = ev["wer"]
+    row = {
+        "run": name,
+        "seed": seed,
+        "overrides": RUNS[name],
+        "val_mel_loss": ev["val_mel_loss"],
+        "wer": wer,
+        "wer_gap": wer["gap"],
+        "held_back_gap": wer["held_back"] - wer["vocoded_truth"],
+        "mcd": ev["mcd"],
+        "length_ratio_error": ev["length_ratio_error"],
+        "stop": ev.get("stop"),
+        "free": live.get("free"),
+        "wall_seconds": seconds,
+    }
+    return row
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Markdown: one row per run and seed."""
+    lines = [
+        "| run | seed | WER gap | held-back gap | MCD model / ceiling | length err | stop on time / early / late / never "
+        "| free-running gap (last validation) | val_mel_loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["run"], r["seed"])):
+        stop = " / ".join(str(r["stop"][k]) for k in ("on_time", "early", "late", "never")) if r["stop"] else "–"
+        free = f"{r['free']['exposure_gap']:+.3f}" if r.get("free") else "–"
+        lines.append(
+            f"| {r['run']} | {r['seed']} | {r['wer_gap']:.3f} | {r['held_back_gap']:.3f} | "
+            f"{r['mcd']['model']:.2f} / {r['mcd']['vocoder_ceiling']:.2f} | {r['length_ratio_error']:.3f} | {stop} | "
+            f"{free} | {r['val_mel_loss']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default="ar-remedies,parallel", help=f"comma-separated, from {', '.join(RUNS)}")
+    ap.add_argument("--seeds", default="1234,7")
+    ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/hamgara-decoders"), help="run folders")
+    ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "decoders.json")
+    ap.add_argument("--collect", type=Path, nargs="*", default=[], help="add finished run folders NAME-sSEED")
+    ap.add_argument("--table", action="store_true", help="print the table of finished runs and exit")
+    args = ap.parse_args(argv)
+    results: list[dict[str, Any]] = json.loads(args.results.read_text()) if args.results.is_file() else []
+    for folder in args.collect:
+        name, seed = folder.name.rsplit("-s", 1)
+        results.append(figures(folder, name, int(seed), None))
+        write_json(args.results, results)
+    if args.table or args.collect:
+        print(table(results))
+        return 0
+    done = {(r["run"], r["seed"]) for r in results}
+    todo = [(n, int(s)) for n in args.runs.split(",") for s in args.seeds.split(",") if (n, int(s)) not in done]
+    unknown = sorted({n for n, _ in todo} - set(RUNS))
+    if unknown:
+        raise SystemExit(f"unknown run(s): {', '.join(unknown)} (known: {', '.join(RUNS)})")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(run_one, n, s, args.work, args.threads) for n, s in todo]
+        for future in futures:
+            results.append(future.result())
+            write_json(args.results, results)
+            print(table(results), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

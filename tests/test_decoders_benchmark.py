@@ -1,0 +1,28 @@
+"""benchmarks/decoders.py: its runs are the demo's budget plus exactly the overrides they name."""
+
+from __future__ import annotations
+
+import yaml
+
+from benchmarks.decoders import REMEDIES, RUNS, cpu_demo, set_param
+from helpers import committed_params
+
+
+def test_the_runs_use_setup_sh_demo_budget() -> None:
+    demo = cpu_demo()
+    assert demo["train.max_steps"] == "2000" and demo["train.batch_size"] == "16"
+
+
+def test_each_ablation_switches_off_exactly_one_remedy() -> None:
+    full = RUNS["ar-remedies"]
+    for name in ("ar-no-aligned", "ar-no-sampling"):
+        changed = {k for k in full if RUNS[name][k] != full[k]}
+        assert len(changed) == 1 and changed <= set(REMEDIES), name
+
+
+def test_overrides_are_written_as_dvc_would() -> None:
+    params = committed_params()
+    set_param(params, "train.lr", "1e-3")  # YAML 1.1 reads this as text; DVC writes a number
+    set_param(params, "model.aligned_conditioning", "true")
+    assert params["train"]["lr"] == 0.001 and params["model"]["aligned_conditioning"] is True
+    yaml.safe_dump(params)
