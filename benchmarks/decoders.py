@@ -2,6 +2,7 @@
 
     python -m benchmarks.decoders [--runs ar-remedies,parallel] [--seeds 1234,7] [--jobs 2]
     python -m benchmarks.decoders --table      # the table of the finished runs only
+    python -m benchmarks.decoders --step-cost  # what each remedy adds to a training step
 
 Each run is the README's first command minus the corpus and precompute stages: the train and
 evaluate stages on the workspace's demo features (`data/`, made by `./setup.sh repro` or
@@ -16,6 +17,11 @@ recording and of the recording; the held-back sentences; MCD; length ratio error
 outcomes; teacher-forced val_mel_loss) and the last validation's free-running figures
 (`free/*`), plus wall time. The held-back sentences have no recording, so their gap is taken
 against the validation set's vocoded truth.
+
+`--step-cost`: seconds per training step of the demo's autoregressive configuration with each
+run's remedies, on the same preloaded demo batches in one process, the configurations
+alternated twice so that a drift in the machine's speed favours none; scheduled sampling is
+timed at its full probability (after its ramp). Written to benchmarks/results/decoders_step_cost.json.
 """
 
 from __future__ import annotations
@@ -38,21 +44,25 @@ from pipeline.common.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Every autoregressive run sets each remedy's key, so no run depends on params.yaml's defaults.
 REMEDIES = {
     "model.aligned_conditioning": "true",
     "train.scheduled_sampling": "0.5",
     "train.scheduled_sampling_steps": "1000",
+    "train.input_noise": "0",
 }
+NONE = {"model.aligned_conditioning": "false", "train.scheduled_sampling": "0", "train.input_noise": "0"}
 AR = {"model.decoder": "autoregressive"}
 
 # name -> overrides on top of CPU_DEMO; the ablations switch one remedy off at a time.
 RUNS: dict[str, dict[str, str]] = {
     "parallel": {"model.decoder": "parallel"},
-    "ar-plain": {**AR},
+    "ar-plain": {**AR, **NONE},
     "ar-remedies": {**AR, **REMEDIES},
     "ar-no-aligned": {**AR, **REMEDIES, "model.aligned_conditioning": "false"},
     "ar-no-sampling": {**AR, **REMEDIES, "train.scheduled_sampling": "0"},
     "ar-remedies-noise": {**AR, **REMEDIES, "train.input_noise": "0.1"},
+    "ar-sampling-full": {**AR, **REMEDIES, "train.scheduled_sampling": "1.0"},
 }
 
 
@@ -140,6 +150,43 @@ def figures(folder: Path, name: str, seed: int, seconds: float | None) -> dict[s
     return row
 
 
+def step_cost(runs: list[str], steps: int) -> dict[str, Any]:
+    """Mean seconds per training step of each run's configuration and the ratio to the first."""
+    import copy
+
+    import torch
+
+    from benchmarks.train_throughput import build_trainer, preload, timed_steps
+    from pipeline.config import load_params, store_model_config
+    from pipeline.features.split import TRAIN
+    from pipeline.features.store import FeatureStore
+
+    store = REPO / "data" / "features.zarr"
+    attrs = FeatureStore(store).attrs
+    base = load_params(REPO / "params.yaml")
+    device = torch.device("cpu")
+    batches = preload(store, TRAIN, int(cpu_demo()["train.batch_size"]), 1234, steps + 1)
+    configs = {}
+    for name in runs:
+        p = copy.deepcopy(base)
+        for key, value in {**cpu_demo(), **RUNS[name], "train.scheduled_sampling_steps": "0"}.items():
+            set_param(p, key, value)
+        configs[name] = p
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(2):
+        for name, p in configs.items():
+            trainer = build_trainer(p, store_model_config(p, attrs), device)
+            trainer.train_step([batches[0]])
+            seconds[name].append(timed_steps(trainer, batches[1:], device) / steps)
+    mean = {name: sum(v) / len(v) for name, v in seconds.items()}
+    return {
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "step_seconds": mean,
+        "ratio_to_first": {name: mean[name] / mean[runs[0]] for name in runs},
+    }
+
+
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one row per run and seed."""
     lines = [
@@ -168,7 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "decoders.json")
     ap.add_argument("--collect", type=Path, nargs="*", default=[], help="add finished run folders NAME-sSEED")
     ap.add_argument("--table", action="store_true", help="print the table of finished runs and exit")
+    ap.add_argument("--step-cost", action="store_true", help="time a training step of each of --runs and exit")
+    ap.add_argument("--steps", type=int, default=20, help="--step-cost: timed steps per configuration")
     args = ap.parse_args(argv)
+    if args.step_cost:
+        cost = step_cost(args.runs.split(","), args.steps)
+        write_json(args.results.with_name("decoders_step_cost.json"), cost)
+        print(json.dumps(cost, indent=1))
+        return 0
     results: list[dict[str, Any]] = json.loads(args.results.read_text()) if args.results.is_file() else []
     for folder in args.collect:
         name, seed = folder.name.rsplit("-s", 1)
