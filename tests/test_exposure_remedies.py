@@ -132,3 +132,23 @@ def test_the_trainer_feeds_its_sampling_probability_and_noise_to_the_model(monke
     monkeypatch.setattr(HamgaraTTS, "_fed_frames", spy)
     trainer.train_step([make_batch([9, 6], [30, 20])])
     assert seen == [(0.4, 0.2)]
+
+
+@pytest.mark.parametrize("decoder", ["autoregressive", "parallel"])
+def test_a_bf16_autocast_step_with_every_remedy_on_is_finite_and_keeps_fp32_weights(decoder: str) -> None:
+    # CUDA's mixed-precision path, exercised on the CPU: bf16 autocast runs here too, so a dtype
+    # error anywhere on the remedies' path (the no-grad first pass, mixing its bf16 predictions
+    # into the fp32 targets, aligned conditioning) fails here before a GPU sees it.
+    cfg = dataclasses.replace(
+        train_config(committed_params()),
+        device="cpu",
+        scheduled_sampling=1.0,
+        scheduled_sampling_steps=0,
+        input_noise=0.1,
+    )
+    model = HamgaraTTS(small_config(decoder, aligned_conditioning=True))
+    trainer = Trainer(model, cfg, cfg.loss_settings(2), cfg.loss_weights(), torch.device("cpu"))
+    trainer.dtype = torch.bfloat16
+    log = trainer.train_step([make_batch([9, 6], [30, 20])])
+    assert trainer.skipped == 0 and torch.isfinite(torch.tensor(log["loss"]))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
