@@ -171,8 +171,9 @@ def check_free_running(live_dir: Path, max_gap_share: float = 0.5, min_on_time: 
             "free-running synthesis",
             WARNING if drifts else OK,
             ("exposure bias: " if drifts else "") + evidence,
-            "the decoder drifts on its own output: dvc exp run -S model.aligned_conditioning=true "
-            "-S train.scheduled_sampling=0.5 (README, 'Exposure bias')"
+            "the decoder drifts on its own output: keep model.aligned_conditioning and "
+            "train.scheduled_sampling on (both are by default); with them on, train longer or raise "
+            "train.scheduled_sampling toward 1.0 (README, 'Exposure bias')"
             if drifts
             else "",
         ),
