@@ -10,7 +10,8 @@ outliers with the ids to listen to, symbol coverage, lengths against the model's
 statistics, normalisation in the checkpoint against the store; a checkpoint that is missing
 or unreadable is a problem. The model (on a batch of your training split): overfitting one
 batch, gradient flow per module, each loss term's share of the gradient; the attention's
-alignment error over training. The run: LR schedule as applied, skipped non-finite steps,
+alignment error over training; free-running synthesis against teacher forcing at the last
+validation (exposure bias) and how many utterances ended on time. The run: LR schedule as applied, skipped non-finite steps,
 plateau and early-stop events, the loss slope, train/validation gap, throughput and GPU
 utilisation. The checks live in pipeline/evaluation/ (diagnosis.py and the modules it calls).
 """

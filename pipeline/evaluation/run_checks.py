@@ -2,7 +2,8 @@
 
 LR schedule as applied, skipped non-finite steps, plateau and early-stop events, the loss
 slope, the train/validation gap, throughput and GPU utilisation; the autoregressive
-decoder's attention against the durations over training; and the configured train.lr against
+decoder's attention against the durations over training; free-running synthesis against
+teacher forcing (exposure bias) and stops on time; and the configured train.lr against
 the suggestion of `hamgara lr-find` (reports/lr_find.json), when one was made.
 """
 
