@@ -19,6 +19,7 @@ and point `eval.vocoder` (or `hamgara synth --vocoder`) at the file.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -63,9 +64,22 @@ class GriffinLimVocoder:
             rand_init=False,
         )
 
+    def min_frames(self) -> int:
+        """The fewest frames Griffin-Lim can invert: its STFT pads the wave by half a window on
+        each side, which needs a wave longer than that."""
+        return self.settings.n_fft // (2 * self.settings.hop_length) + 2
+
     @torch.no_grad()
     def __call__(self, log_mel: torch.Tensor) -> torch.Tensor:
-        mel = torch.exp(log_mel.float()).transpose(-1, -2)  # [..., n_mels, frames]
+        """log_mel [..., frames, n_mels] -> wave. A mel shorter than `min_frames` (an undertrained
+        autoregressive model whose stop fires at once makes one) is padded with silence to that
+        length, so it is scored, badly, instead of stopping the evaluation."""
+        log_mel = log_mel.float()
+        short = self.min_frames() - log_mel.size(-2)
+        if short > 0:
+            silence = torch.full((*log_mel.shape[:-2], short, log_mel.size(-1)), math.log(self.settings.log_clamp))
+            log_mel = torch.cat([log_mel, silence], dim=-2)
+        mel = torch.exp(log_mel).transpose(-1, -2)  # [..., n_mels, frames]
         linear = self.inverse_mel(mel).clamp_min(0.0)
         return self.griffin_lim(linear)
 

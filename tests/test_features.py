@@ -118,6 +118,16 @@ def test_griffin_lim_vocoder_reports_its_sample_rate(settings):
     assert GriffinLimVocoder(settings, n_iter=1).sample_rate == settings.sample_rate
 
 
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_griffin_lim_inverts_a_mel_too_short_for_its_window_by_padding_it_with_silence(settings, frames):
+    # An undertrained autoregressive model whose stop fires at the first step emits 2 frames;
+    # the STFT inside Griffin-Lim cannot pad a wave that short, and evaluate used to crash on it.
+    vocoder = GriffinLimVocoder(settings, n_iter=2)
+    wave = vocoder(torch.zeros(frames, settings.n_mels))
+    assert torch.isfinite(wave).all()
+    assert len(wave) == (vocoder.min_frames() - 1) * settings.hop_length
+
+
 # --- split -----------------------------------------------------------------------------------
 
 IDS = [f"LJ{i // 100:03d}-{i % 100:04d}" for i in range(2000)]
