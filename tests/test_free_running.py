@@ -47,14 +47,19 @@ def test_stop_outcomes_compare_the_length_with_the_recording(fired, frames, outc
     assert stop_outcome(fired, frames, 100, 0.2) == outcome
 
 
-def test_the_probe_is_the_first_utterances_of_the_validation_batches_trimmed_to_their_lengths() -> None:
-    a, b = make_batch([9, 6], [30, 20]), make_batch([12], [40], seed=2)
-    probe = probe_batch([a, b], 3)
-    assert probe is not None and probe.tokens.shape == (3, 12) and probe.mels.shape[1] == 40
-    assert probe.frame_mask.sum(1).tolist() == [30, 20, 40]
-    torch.testing.assert_close(probe.mels[1, :20], a.mels[1, :20])
-    assert probe_batch([a, b], 0) is None and probe_batch([], 4) is None
-    assert probe_batch([a, b], 2).tokens.shape == (2, 9)  # trimmed to its own longest text
+def test_the_probe_is_the_first_utterances_of_the_validation_batches_trimmed_to_their_lengths(tiny_store) -> None:
+    from pipeline.features.split import VAL
+    from pipeline.training.dataset import FeatureDataset, collate
+
+    val = FeatureDataset(tiny_store, [VAL])
+    assert len(val) >= 2
+    order = [[1], [0]]  # validation's own batch order, as the training loop passes it
+    probe = probe_batch(val, order, 1)
+    expected = collate([val[1]])[0]
+    assert probe is not None and torch.equal(probe.tokens, expected.tokens) and torch.equal(probe.mels, expected.mels)
+    assert probe.mels.shape[1] == len(val[1]["mel"])  # padded to its own longest only
+    assert probe_batch(val, order, 5).tokens.size(0) == 2
+    assert probe_batch(val, order, 0) is None and probe_batch(val, [], 4) is None
 
 
 @pytest.mark.parametrize("decoder", DECODERS)

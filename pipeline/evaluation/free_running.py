@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from model.tts import HamgaraTTS, TTSBatch
+from pipeline.training.dataset import FeatureDataset, collate
 
 STOP_OUTCOMES = ("on_time", "early", "late", "never")
 
@@ -101,33 +102,9 @@ def summarize(rows: list[FreeRunningRow]) -> dict[str, float]:
     return figures
 
 
-def probe_batch(batches: list[TTSBatch], count: int) -> TTSBatch | None:
-    """The first `count` utterances of the validation batches as one batch (the same ones at
-    every validation), trimmed to their own longest text and mel; None when count is 0 or
-    there are none."""
-    picked: list[tuple[TTSBatch, int]] = [(b, k) for b in batches for k in range(b.tokens.size(0))][:count]
-    if not picked:
-        return None
-    n = max(int(b.token_mask[k].sum()) for b, k in picked)
-    t = max(int(b.frame_mask[k].sum()) for b, k in picked)
-
-    def stack(name: str, length: int | None) -> torch.Tensor:
-        rows = [getattr(b, name)[k] for b, k in picked]
-        if length is None:
-            return torch.stack(rows)
-        return torch.stack([torch.nn.functional.pad(r[:length], _pad(r[:length], length)) for r in rows])
-
-    return TTSBatch(
-        tokens=stack("tokens", n),
-        token_mask=stack("token_mask", n),
-        speakers=stack("speakers", None),
-        languages=stack("languages", None),
-        mels=stack("mels", t),
-        frame_mask=stack("frame_mask", t),
-        durations=stack("durations", n),
-    )
-
-
-def _pad(row: torch.Tensor, length: int) -> tuple[int, ...]:
-    """F.pad's argument that pads `row`'s first dimension with zeros up to `length`."""
-    return (0, 0) * (row.dim() - 1) + (0, length - row.size(0))
+def probe_batch(dataset: FeatureDataset, batches: list[list[int]], count: int) -> TTSBatch | None:
+    """The first `count` utterances of the validation batches (indices into `dataset`, in the
+    order validation reads them) collated into one batch, the same ones at every validation;
+    None when count is 0 or there are none."""
+    picked = [i for batch in batches for i in batch][:count]
+    return collate([dataset[i] for i in picked])[0] if picked else None

@@ -353,16 +353,14 @@ class TrainingRun:
         cfg = self.cfg
         self.train_set, self.sampler, self.loader_kw = training_data(self.store_path, cfg, self.device, self.ctx)
         val_set = FeatureDataset(self.store_path, [VAL])
-        self.val_batches = (
-            [
-                collate([val_set[i] for i in b])[0]
-                for b in BucketBatchSampler(val_set.frames, cfg.batch_size, cfg.seed, shuffle=False).batches(0)
-            ]
+        val_order = (
+            BucketBatchSampler(val_set.frames, cfg.batch_size, cfg.seed, shuffle=False).batches(0)
             if len(val_set)
             else []
         )
+        self.val_batches = [collate([val_set[i] for i in b])[0] for b in val_order]
         # The same few validation utterances synthesized free-running at every validation.
-        self.probe = probe_batch(self.val_batches, cfg.free_running_utterances)
+        self.probe = probe_batch(val_set, val_order, cfg.free_running_utterances)
         self.stop_tolerance = eval_config(self.params).stop_tolerance
 
     def _resume(self) -> None:
