@@ -2,13 +2,17 @@
 and memory grow with corpus size.
 
     python -m benchmarks.scaling step [--decoders autoregressive,parallel] [--size tiny] [--device auto]
+        [--lengths 256,512,1024,2048] [--compare model.frame_attention_window=64]
     python -m benchmarks.scaling precompute [--manifest data/manifest.parquet] [--multiples 1,4,16]
 
 `step`: the real Trainer on synthetic batches of exact shapes (random normalised mels, tokens
 spread evenly over the frames, 6 frames per token — the demo's mean), so that only the shape
-varies: batch sizes 4..32 at 384 frames, then lengths 128..1024 frames at batch 8. Each point
-is the mean of `--steps` steps after one untimed step. The growth exponent is the slope of
-log(seconds) against log(size) between the first and last points: 1 is linear.
+varies: batch sizes 4..32 at 384 frames, then `--lengths` frames at batch 8. Each point is the
+mean of `--steps` steps after one untimed step. The growth exponent is the slope of
+log(seconds) against log(size) between the first and last points: 1 is linear. `--compare
+KEY=VALUE` also times each decoder with that params.yaml override (e.g. the parallel decoder's
+frame window), point by point alternating with the plain configuration, so before and after
+come from one run.
 
 `precompute`: the whole precompute stage (features, aligner training, extraction) on the
 manifest repeated 1x, 4x, 16x (the same files under new ids), each in a fresh process; wall
@@ -21,6 +25,7 @@ Prints tables and writes JSON (default benchmarks/results/scaling_<part>.json).
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 import tempfile
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.decoders import set_param
 from benchmarks.precompute_throughput import peak_memory_run, repeated_manifest
 from benchmarks.train_throughput import build_trainer, params_for, timed_steps
 from model.tts import TTSBatch
@@ -75,30 +81,45 @@ def exponent(points: list[tuple[int, float]]) -> float:
 def step_scaling(args: argparse.Namespace) -> dict:
     params = load_params(args.params)
     device = resolve_device(args.device)
+    lengths = [int(x) for x in args.lengths.split(",")]
     out: dict = {"device": str(device), "size": args.size, "steps": args.steps, "decoders": {}}
     for decoder in args.decoders.split(","):
-        p = params_for(params, decoder, args.size, batch_size=8, mixed_precision=True)
-        by_batch = [(b, seconds_per_step(p, synthetic_batch(b, 384, b), device, args.steps)) for b in (4, 8, 16, 32)]
-        by_length = [
-            (t, seconds_per_step(p, synthetic_batch(8, t, t), device, args.steps)) for t in (128, 256, 512, 1024)
-        ]
-        out["decoders"][decoder] = {
-            "batch_at_384_frames": [{"batch": b, "seconds": s, "frames_per_s": b * 384 / s} for b, s in by_batch],
-            "frames_at_batch_8": [{"frames": t, "seconds": s, "frames_per_s": 8 * t / s} for t, s in by_length],
-            "batch_exponent": exponent(by_batch),
-            "length_exponent": exponent(by_length),
-        }
-        r = out["decoders"][decoder]
-        print(f"\n## {decoder} ({args.size}, {device})")
-        print("| batch (384 frames) | s/step | frames/s |\n|---|---|---|")
-        for x in r["batch_at_384_frames"]:
-            print(f"| {x['batch']} | {x['seconds']:.3f} | {x['frames_per_s']:,.0f} |")
-        print(f"growth exponent over batch size: {r['batch_exponent']:.2f}")
-        print("| frames (batch 8) | s/step | frames/s |\n|---|---|---|")
-        for x in r["frames_at_batch_8"]:
-            print(f"| {x['frames']} | {x['seconds']:.3f} | {x['frames_per_s']:,.0f} |")
-        print(f"growth exponent over utterance length: {r['length_exponent']:.2f}", flush=True)
+        configs = {decoder: params_for(params, decoder, args.size, batch_size=8, mixed_precision=True)}
+        if args.compare:
+            changed = copy.deepcopy(configs[decoder])
+            set_param(changed, *args.compare.split("=", 1))
+            configs[f"{decoder} {args.compare}"] = changed
+        by_batch: dict[str, list] = {name: [] for name in configs}
+        by_length: dict[str, list] = {name: [] for name in configs}
+        for b in (4, 8, 16, 32):
+            for name, p in configs.items():
+                by_batch[name].append((b, seconds_per_step(p, synthetic_batch(b, 384, b), device, args.steps)))
+        for t in lengths:
+            for name, p in configs.items():
+                by_length[name].append((t, seconds_per_step(p, synthetic_batch(8, t, t), device, args.steps)))
+        for name in configs:
+            out["decoders"][name] = scaling_table(name, args, device, by_batch[name], by_length[name])
     return out
+
+
+def scaling_table(name: str, args: argparse.Namespace, device: torch.device, by_batch: list, by_length: list) -> dict:
+    """One configuration's points and exponents, printed as markdown tables."""
+    r = {
+        "batch_at_384_frames": [{"batch": b, "seconds": s, "frames_per_s": b * 384 / s} for b, s in by_batch],
+        "frames_at_batch_8": [{"frames": t, "seconds": s, "frames_per_s": 8 * t / s} for t, s in by_length],
+        "batch_exponent": exponent(by_batch),
+        "length_exponent": exponent(by_length),
+    }
+    print(f"\n## {name} ({args.size}, {device})")
+    print("| batch (384 frames) | s/step | frames/s |\n|---|---|---|")
+    for x in r["batch_at_384_frames"]:
+        print(f"| {x['batch']} | {x['seconds']:.3f} | {x['frames_per_s']:,.0f} |")
+    print(f"growth exponent over batch size: {r['batch_exponent']:.2f}")
+    print("| frames (batch 8) | s/step | frames/s |\n|---|---|---|")
+    for x in r["frames_at_batch_8"]:
+        print(f"| {x['frames']} | {x['seconds']:.3f} | {x['frames_per_s']:,.0f} |")
+    print(f"growth exponent over utterance length: {r['length_exponent']:.2f}", flush=True)
+    return r
 
 
 def precompute_scaling(args: argparse.Namespace) -> dict:
@@ -154,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--size", default="tiny")
     s.add_argument("--steps", type=int, default=3)
     s.add_argument("--device", default="auto")
+    s.add_argument("--lengths", default="256,512,1024,2048", help="utterance lengths in frames (batch 8)")
+    s.add_argument("--compare", default=None, help="KEY=VALUE: also time each decoder with this override")
     c = sub.add_parser("precompute", help="precompute time and memory against corpus size")
     c.add_argument("--manifest", default=str(REPO / "data/manifest.parquet"))
     c.add_argument("--multiples", default="1,4,16")

@@ -57,7 +57,8 @@ class AutoregressiveDecoder(nn.Module):
         self.style = nn.Linear(cfg.latent, cfg.d_model)
         self.pos = PositionalEncoding(cfg.d_model)
         self.layers = nn.ModuleList(
-            DecoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.decoder_layers)
+            DecoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, cfg.attention_dropout)
+            for _ in range(cfg.decoder_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
         self.mel_head = nn.Linear(cfg.d_model, cfg.reduction * cfg.n_mels)

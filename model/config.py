@@ -39,6 +39,12 @@ class ModelConfig:
     # find its place in the text from its own past frames. False in checkpoints written before
     # the knob existed, which were made without it.
     aligned_conditioning: bool = False
+    # Dropout on the attention weights. Before the knob, attention used `dropout` (0.1 in every
+    # checkpoint written then); it only acts in training, so synthesis never depends on it.
+    attention_dropout: float = 0.1
+    # Parallel decoder: each frame's self-attention sees the frames at most this many away
+    # (cost linear in utterance length); 0 = every frame, as before the knob.
+    frame_attention_window: int = 0
     # Token ids that may last 0 frames at synthesis (word separators); every other real token
     # gets at least one frame, so no phone is skipped.
     optional_ids: tuple[int, ...] = ()
@@ -52,9 +58,15 @@ class ModelConfig:
         # Every count (vocabulary, widths, layers, frames per step, attention window) is >= 1:
         # 0 builds an empty layer, or a window that sees no token.
         for f in fields(self):
-            if f.type == "int" and getattr(self, f.name) < 1:
+            if f.type == "int" and f.name != "frame_attention_window" and getattr(self, f.name) < 1:
                 problems.append(f"{f.name} must be an integer >= 1, got {getattr(self, f.name)!r}")
-        for name in ("dropout", "prenet_dropout"):  # a drop probability of 1 would zero every activation
+        if self.frame_attention_window < 0:  # 0 is "every frame"
+            problems.append(f"frame_attention_window must be an integer >= 0, got {self.frame_attention_window!r}")
+        for name in (
+            "dropout",
+            "prenet_dropout",
+            "attention_dropout",
+        ):  # a drop probability of 1 would zero every activation
             if not 0 <= getattr(self, name) < 1:
                 problems.append(f"{name} must be a number in [0, 1), got {getattr(self, name)!r}")
         if not self.max_length_factor >= 1:  # a cap below 1 cuts every predicted length short

@@ -96,6 +96,32 @@ class MultiHeadAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
         return self.out(self._merge(out))
 
+    def attend_local(self, x: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
+        """Self-attention of x [B, T, D] in which each position sees the real positions (mask
+        [B, T], True where real) at most `window` away: exactly `attend` with a banded mask,
+        computed block by block (blocks of `window` positions, each against itself and its two
+        neighbours), so its cost grows as T * 3 * window instead of T^2. Padded positions'
+        outputs are arbitrary (finite); the caller masks them."""
+        b, t, _ = x.shape
+        w, blocks = window, -(-t // window)
+        pad = blocks * w - t
+        q = F.pad(self._split(self.q(x)), (0, 0, 0, pad))
+        q = q.view(b, self.heads, blocks, w, self.d_head)
+
+        def neighbourhoods(z: torch.Tensor) -> torch.Tensor:  # [B, H, T, Dh] -> [B, H, blocks, 3w, Dh]
+            return F.pad(z, (0, 0, w, pad + w)).unfold(2, 3 * w, w).transpose(-1, -2)
+
+        k, v = neighbourhoods(self._split(self.k(x))), neighbourhoods(self._split(self.v(x)))
+        real = F.pad(mask, (w, pad + w)).unfold(1, 3 * w, w)  # [B, blocks, 3w]
+        # Query i of a block sits at offset w + i of its neighbourhood.
+        offsets = torch.arange(3 * w, device=x.device)
+        band = (offsets[None, :] - (w + offsets[:w, None])).abs() <= w  # [w, 3w]
+        allowed = band & real[:, :, None, :]  # [B, blocks, w, 3w]
+        allowed = (allowed | ~allowed.any(dim=-1, keepdim=True)).unsqueeze(1)
+        p = self.dropout.p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        return self.out(self._merge(out.reshape(b, self.heads, blocks * w, self.d_head)[:, :, :t]))
+
     @staticmethod
     def _merge(x: torch.Tensor) -> torch.Tensor:
         b, h, t, dh = x.shape
@@ -114,19 +140,28 @@ class FeedForward(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """Pre-norm self-attention + feed-forward over real positions only."""
+    """Pre-norm self-attention + feed-forward over real positions only. `dropout` acts on the
+    residual branches and the feed-forward, `attention_dropout` on the attention weights;
+    `window` > 0 limits each position's self-attention to positions at most that far away
+    (cost linear in length), 0 lets it see all."""
 
-    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+    def __init__(
+        self, d_model: int, heads: int, ff: int, dropout: float, attention_dropout: float, window: int = 0
+    ) -> None:
         super().__init__()
+        self.window = window
         self.norm1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, heads, dropout)
+        self.attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.norm2 = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff, dropout)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
-        a = self.attn.attend(h, self.attn.project_kv(h), mask[:, None, :])  # padded rows: masked below
+        if self.window:
+            a = self.attn.attend_local(h, mask, self.window)
+        else:
+            a = self.attn.attend(h, self.attn.project_kv(h), mask[:, None, :])  # padded rows: masked below
         x = x + self.drop(a)
         x = x + self.drop(self.ff(self.norm2(x)))
         return x * mask[..., None]
@@ -135,14 +170,15 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Pre-norm causal self-attention, cross-attention to the text, feed-forward.
 
-    Self-attention keys/values can be cached step by step for synthesis."""
+    Self-attention keys/values can be cached step by step for synthesis. Dropout as in
+    EncoderLayer."""
 
-    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
-        self.self_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.norm2 = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, heads, dropout)
+        self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.norm3 = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff, dropout)
         self.drop = nn.Dropout(dropout)

@@ -22,7 +22,8 @@ class ParallelDecoder(nn.Module):
         self.style = nn.Linear(cfg.latent, cfg.d_model)
         self.pos = PositionalEncoding(cfg.d_model)
         self.layers = nn.ModuleList(
-            EncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.decoder_layers)
+            EncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, cfg.attention_dropout, cfg.frame_attention_window)
+            for _ in range(cfg.decoder_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
         self.mel_head = nn.Linear(cfg.d_model, cfg.n_mels)

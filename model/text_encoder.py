@@ -21,7 +21,8 @@ class TextEncoder(nn.Module):
         self.speaker = nn.Embedding(cfg.n_speakers, cfg.d_model) if cfg.n_speakers > 1 else None
         self.pos = PositionalEncoding(cfg.d_model)
         self.layers = nn.ModuleList(
-            EncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.encoder_layers)
+            EncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, cfg.attention_dropout)
+            for _ in range(cfg.encoder_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
 

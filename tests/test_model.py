@@ -120,3 +120,47 @@ def test_fused_self_attention_equals_the_attention_that_returns_weights() -> Non
         got = attn.attend(x, attn.project_kv(x), allowed)
         assert torch.allclose(got[real], expected[real], atol=1e-5)
         assert torch.isfinite(got).all()  # padded queries too: callers mask them, NaN would leak
+
+
+@pytest.mark.parametrize("frames,window", [(7, 2), (12, 4), (5, 9), (1, 3)])
+def test_local_self_attention_equals_full_attention_under_a_banded_mask(frames: int, window: int) -> None:
+    from model.layers import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, 2, dropout=0.1).eval()
+    x = torch.randn(2, frames, 16)
+    real = torch.arange(frames)[None, :] < torch.tensor([frames, max(1, frames - 3)])[:, None]
+    pos = torch.arange(frames)
+    band = (pos[:, None] - pos[None, :]).abs() <= window
+    expected, _ = attn(x, attn.project_kv(x), band[None] & real[:, None, :])
+    got = attn.attend_local(x, real, window)
+    assert torch.allclose(got[real], expected[real], atol=1e-5)
+    assert torch.isfinite(got).all()  # padded queries too: callers mask them, NaN would leak
+
+
+def test_a_frame_window_wider_than_every_utterance_changes_nothing() -> None:
+    batch = make_batch([6, 11], [14, 31])
+    torch.manual_seed(0)
+    full = HamgaraTTS(small_config("parallel")).eval()
+    torch.manual_seed(0)
+    windowed = HamgaraTTS(small_config("parallel", frame_attention_window=40)).eval()
+    torch.testing.assert_close(windowed(batch).mel_post, full(batch).mel_post, atol=1e-5, rtol=1e-4)
+
+
+def test_a_narrow_frame_window_keeps_utterances_independent_of_their_batch() -> None:
+    torch.manual_seed(0)
+    model = HamgaraTTS(small_config("parallel", frame_attention_window=3)).eval()
+    batch = make_batch([6, 11, 9], [14, 31, 22])
+    together, alone = model(batch), model(take(batch, 0))
+    torch.testing.assert_close(together.mel_post[0, :14], alone.mel_post[0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_attention_dropout_is_its_own_knob(decoder: str) -> None:
+    from model.layers import FeedForward, MultiHeadAttention
+
+    model = HamgaraTTS(small_config(decoder, dropout=0.2, attention_dropout=0.0))
+    attention = [m.dropout.p for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    feed_forward = [m.net[2].p for m in model.modules() if isinstance(m, FeedForward)]
+    assert attention and set(attention) == {0.0}
+    assert feed_forward and set(feed_forward) == {0.2}

@@ -75,8 +75,10 @@ def test_accumulating_two_micro_batches_equals_one_double_batch(monkeypatch: pyt
     # Deterministic forward passes: no dropout, the latent's mean instead of a sample.
     monkeypatch.setattr("model.tts.sample_latent", lambda mu, logvar, training: mu)
     a, b = make_batch([6, 6], [20, 20], seed=1), make_batch([6, 6], [20, 20], seed=2)
-    accumulated = trainer(dataclasses.replace(CFG, grad_accumulation=2), dropout=0.0, prenet_dropout=0.0)
-    single = trainer(dropout=0.0, prenet_dropout=0.0)
+    accumulated = trainer(
+        dataclasses.replace(CFG, grad_accumulation=2), dropout=0.0, attention_dropout=0.0, prenet_dropout=0.0
+    )
+    single = trainer(dropout=0.0, attention_dropout=0.0, prenet_dropout=0.0)
     accumulated.train_step([a, b])
     single.train_step([cat(a, b)])
     # The gradients the optimizer applied (Adam's first step would amplify float noise in
@@ -161,3 +163,23 @@ def test_the_trainer_state_loads_weights_only_and_restores_every_rng() -> None:
     expected = (np.random.normal(), np.random.rand(3).tolist(), random.random(), torch.rand(3).tolist())
     trainer(seed=7).load_state_dict(state)
     assert (np.random.normal(), np.random.rand(3).tolist(), random.random(), torch.rand(3).tolist()) == expected
+
+
+def test_the_fused_optimizer_makes_the_update_of_the_plain_adamw_loop() -> None:
+    from pipeline.training.step import adamw
+
+    torch.manual_seed(0)
+    fused_model = torch.nn.Linear(8, 4)
+    loop_model = torch.nn.Linear(8, 4)
+    loop_model.load_state_dict(fused_model.state_dict())
+    fused = adamw(fused_model, 1e-2, torch.device("cpu"))
+    loop = torch.optim.AdamW(loop_model.parameters(), lr=1e-2, foreach=False)
+    assert fused.defaults["fused"]
+    for step in range(3):
+        x = torch.randn(5, 8, generator=torch.Generator().manual_seed(step))
+        for model, opt in ((fused_model, fused), (loop_model, loop)):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(fused_model.parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
