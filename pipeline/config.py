@@ -568,6 +568,10 @@ def check_params(params: Any) -> None:
 
 
 LR_SCHEDULES = ("cosine_restarts", "noam")
+# train.freeze: the model's top-level modules (model/tts.py HamgaraTTS).
+FREEZABLE = ("encoder", "reference", "duration", "decoder", "postnet")
+# train.init_from: base checkpoints live here, a dependency of the train stage in dvc.yaml.
+PRETRAINED = "pretrained"
 
 
 @dataclass(frozen=True)
@@ -618,13 +622,31 @@ class TrainConfig(Checked):
     scheduled_sampling_steps: int = at_least(0, note="0 = the full probability from the start")
     input_noise: float = at_least(0.0, note="0 = off")
     free_running_utterances: int = at_least(0, note="0 = no free-running check at validation")
+    init_from: str | None  # null = from scratch
+    freeze: list[str]
 
     def cross_problems(self) -> list[str]:
+        problems = []
         # The schedule warms up from min_lr to lr and anneals back: min_lr above lr inverts it.
         # warmup_steps >= max_steps is allowed: a short run may be all warm-up.
         if self.min_lr > self.lr:
-            return [f"params.yaml: train.min_lr ({self.min_lr:g}) must be <= lr ({self.lr:g})"]
-        return []
+            problems.append(f"params.yaml: train.min_lr ({self.min_lr:g}) must be <= lr ({self.lr:g})")
+        if self.init_from is not None:
+            parts = Path(self.init_from).parts
+            # dvc.yaml lists pretrained/ as a dependency of train (a null param cannot be one),
+            # so a base anywhere else would change without DVC rerunning train.
+            if Path(self.init_from).is_absolute() or len(parts) < 2 or parts[0] != PRETRAINED or ".." in parts:
+                problems.append(
+                    f"params.yaml: train.init_from ({self.init_from!r}) must be a checkpoint under {PRETRAINED}/, "
+                    f"which DVC tracks for the train stage: copy it there (cp models/best.pt {PRETRAINED}/base.pt) "
+                    f"and set train.init_from={PRETRAINED}/base.pt"
+                )
+        unknown = [m for m in self.freeze if m not in FREEZABLE]
+        if unknown or len(set(self.freeze)) < len(self.freeze):
+            problems.append(
+                f"params.yaml: train.freeze must list distinct modules from {', '.join(FREEZABLE)}, got {self.freeze!r}"
+            )
+        return problems
 
     def loss_weights(self) -> LossWeights:
         """The fixed weight of each loss term (`train.<term>_loss_weight`)."""

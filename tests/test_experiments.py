@@ -61,3 +61,10 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
     changed = json.loads(diff)["dvclive/metrics.json"]
     assert "train.weighted.mel" in changed
     assert "mcd.model" in json.loads(diff)["reports/eval.json"]
+
+    # Fine-tuning from the run just made: setting train.init_from reruns train (and what
+    # follows), which starts from the base's weights instead of resuming or starting from zero.
+    (repo / "pretrained" / "base.pt").write_bytes((repo / "models" / "best.pt").read_bytes())
+    tuned = run(repo, dvc, "exp", "run", "evaluate", "-S", "train.init_from=pretrained/base.pt")
+    assert ran_stages(tuned) == ["train", "evaluate"]
+    assert "starting from the weights of pretrained/base.pt" in tuned

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -31,4 +32,14 @@ def stable_hash_parts(parts: Iterable[Any], length: int = 64) -> str:
     h = hashlib.sha256()
     for part in parts:
         h.update(_canonical_bytes(part))
+    return h.hexdigest()[:length]
+
+
+def file_digest(path: Path, length: int = 64) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB pieces, as `length` hex digits; a missing file
+    is a FileNotFoundError naming it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            h.update(piece)
     return h.hexdigest()[:length]

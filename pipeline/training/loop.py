@@ -45,16 +45,17 @@ from tqdm import tqdm
 from model.config import ModelConfig
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.common.atomic import atomic_path, clean_stale_temps, write_text
-from pipeline.common.hashing import stable_hash
+from pipeline.common.hashing import file_digest, stable_hash
 from pipeline.common.runtime import resolve_device, worker_count
 from pipeline.config import TrainConfig, eval_config, store_model_config, train_config
 from pipeline.evaluation.free_running import free_running_rows, probe_batch, summarize
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
-from pipeline.training.checkpoint import CheckpointError, load_checkpoint
+from pipeline.training.checkpoint import CheckpointError, load_checkpoint, model_state
 from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, accumulation_groups, collate
 from pipeline.training.distributed import DistContext, init_distributed, parameter_digest, shutdown_distributed
 from pipeline.training.step import Trainer
+from pipeline.training.warm_start import TABLES, WarmStart, check_compatible, warm_start_state
 
 SYNTHESIS_ATTRS = ("symbols", "frontend", "speakers", "languages", "mel", "mel_mean", "mel_std", "features")
 
@@ -258,6 +259,8 @@ def build_trainer(params: dict[str, Any], store_path: Path, ctx: DistContext) ->
     attrs = FeatureStore(store_path).attrs
     mcfg = store_model_config(params, attrs)
     model = HamgaraTTS(mcfg).to(device)
+    for name in cfg.freeze:  # before DDP, which registers only the parameters that train
+        getattr(model, name).requires_grad_(False)
     forward: torch.nn.Module = model
     if ctx.active:
         forward = torch.nn.parallel.DistributedDataParallel(
@@ -331,10 +334,18 @@ class TrainingRun:
         self._set_up()
         self._make_data()
         self.identity = run_identity(params, self.attrs)
+        if self.cfg.init_from is not None:
+            if not Path(self.cfg.init_from).is_file():
+                raise CheckpointError(f"{self.cfg.init_from}: no such checkpoint (params.yaml train.init_from)")
+            # A base replaced under the same name makes another run: resume must not mix them.
+            self.identity["init_from"] = file_digest(Path(self.cfg.init_from))
         self.last, self.best = models / "last.pt", models / "best.pt"
         self.epoch, self.position, self.best_val = 0, 0, float("inf")
         self.resumed, self.elapsed_before = False, 0.0
         self._resume()
+        self.warm_start: WarmStart | None = None
+        if self.cfg.init_from is not None and not self.resumed:
+            self._warm_start(Path(self.cfg.init_from))
         self.synthesis = {k: self.attrs[k] for k in SYNTHESIS_ATTRS}
         self.started = time.perf_counter()
         self.steps_this_call = 0
@@ -400,6 +411,21 @@ class TrainingRun:
             print(f"train: resuming from {self.last} at step {self.trainer.step}")
             trim_history(self.live_dir, self.trainer.step)
 
+    def _warm_start(self, path: Path) -> None:
+        """Load the base checkpoint's weights, re-indexed by name (pipeline/training/warm_start.py);
+        the optimizer, schedule, step count and history stay fresh."""
+        base = load_checkpoint(path, self.device)
+        check_compatible(base, self.mcfg, self.attrs["mel"], str(path))
+        names = {t: list(self.attrs[t]) for t in TABLES}
+        base_names = {t: list(base[t]) for t in TABLES}
+        state, self.warm_start = warm_start_state(model_state(base), base_names, self.model, names, str(path))
+        self.model.load_state_dict(state)
+        if self.ctx.is_main:
+            frozen = f"; frozen: {', '.join(self.cfg.freeze)}" if self.cfg.freeze else ""
+            print(f"train: starting from the weights of {path} (fresh optimizer, schedule and history){frozen}")
+            for line in self.warm_start.lines():
+                print(f"train:   {line}")
+
     def wall_seconds(self) -> float:
         """Training wall time over every call of this run (resumes included)."""
         return self.elapsed_before + time.perf_counter() - self.started
@@ -432,6 +458,10 @@ class TrainingRun:
             for stale in clean_stale_temps(self.models):
                 print(f"train: removed {stale}, a temporary file left by a killed run")
         self.live = _open_live(self.live_dir, self.resumed, self.trainer.step) if self.ctx.is_main else None
+        if self.live is not None and self.warm_start is not None:
+            self.live.log_params(
+                {"init_from": self.cfg.init_from, "new": self.warm_start.new, "dropped": self.warm_start.dropped}
+            )
         self.bar = tqdm(
             total=self.cfg.max_steps, initial=self.trainer.step, desc="train", unit="step", disable=not self.progress
         )
