@@ -130,3 +130,17 @@ def test_the_stage_writes_its_own_output_never_the_users_corpus() -> None:
 
     # data.corpus may point at a user's own recordings; the demo goes to the stage's DVC out.
     assert _parse_args([]).out == Path("data/corpus")
+
+
+@pytest.mark.parametrize("overrun,ok", [(0.006, True), (0.057, True), (0.2, False), (-0.2, False)])
+def test_a_wav_must_end_where_festivals_last_phone_ends(tmp_path: Path, overrun: float, ok: bool) -> None:
+    # The HTS voice's wave ends 6 ms after its last phone, the diphone voices' 48-57 ms after
+    # (measured on 30 sentences each); timings off by more than that do not describe the audio.
+    wav = tmp_path / "a.wav"
+    sf.write(wav, [0.0] * int(22050 * (2.0 + overrun)), 22050, subtype="PCM_16")
+    timings = festival.Timings(phones=[festival.Segment("pau", 0.0, 2.0)], words=[])
+    if ok:
+        festival._check_wav(wav, timings, 22050)
+    else:
+        with pytest.raises(FestivalError, match="festival's last phone ends at 2.000 s"):
+            festival._check_wav(wav, timings, 22050)
