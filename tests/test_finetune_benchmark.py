@@ -1,0 +1,42 @@
+"""benchmarks/finetune.py: every size is scored on the same held-out utterances."""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+
+from benchmarks.finetune import choose, subset
+from helpers import write_corpus
+from pipeline.features.split import VAL, split_of
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(
+        tmp_path / "voice", [(f"demo_{i:04d}", "The small dog slept near the door.") for i in range(60)]
+    )
+
+
+def train_seconds(corpus, rows, held) -> float:
+    return sum(sf.info(str(corpus / "wavs" / f"{r[0]}.wav")).duration for r in rows if r[0] not in held)
+
+
+def test_each_size_holds_the_same_held_out_utterances_and_its_minutes_of_training_audio(corpus) -> None:
+    small, large = choose(corpus, 0.3, 0.2, "hamgara"), choose(corpus, 0.9, 0.2, "hamgara")
+    held = {r[0] for r in large if split_of(r[0], 0.2, "hamgara") == VAL}
+    assert held and held == {r[0] for r in small if split_of(r[0], 0.2, "hamgara") == VAL}
+    assert {r[0] for r in small} < {r[0] for r in large}  # more minutes add utterances, never swap them
+    assert 0.9 * 18 <= train_seconds(corpus, small, held) <= 18
+    assert 0.9 * 54 <= train_seconds(corpus, large, held) <= 54
+
+
+def test_a_corpus_too_small_for_the_minutes_asked_is_refused(corpus) -> None:
+    with pytest.raises(SystemExit, match="raise --utterances"):
+        choose(corpus, 30, 0.2, "hamgara")
+
+
+def test_a_subset_is_a_corpus_of_exactly_those_rows(corpus, tmp_path) -> None:
+    rows = choose(corpus, 0.3, 0.2, "hamgara")
+    out = subset(corpus, rows, tmp_path / "sub")
+    assert (out / "metadata.csv").read_text().splitlines() == ["|".join(r) for r in rows]
+    assert sorted(p.stem for p in (out / "wavs").iterdir()) == sorted(r[0] for r in rows)
