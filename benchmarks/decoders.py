@@ -80,11 +80,12 @@ RUNS: dict[str, dict[str, str]] = {
 }
 
 
-def cpu_demo() -> dict[str, str]:
-    """setup.sh's CPU_DEMO array as key -> value (the one place the demo budget is written)."""
-    body = re.search(r"CPU_DEMO=\((.*?)\)", (REPO / "setup.sh").read_text(encoding="utf-8"), re.S)
+def cpu_demo(checkout: Path = REPO) -> dict[str, str]:
+    """That checkout's setup.sh CPU_DEMO array as key -> value (the one place the demo budget
+    is written)."""
+    body = re.search(r"CPU_DEMO=\((.*?)\)", (checkout / "setup.sh").read_text(encoding="utf-8"), re.S)
     if body is None:
-        raise SystemExit("setup.sh has no CPU_DEMO=(...) array")
+        raise SystemExit(f"{checkout / 'setup.sh'} has no CPU_DEMO=(...) array")
     return dict(item.split("=", 1) for item in body.group(1).split())
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.decoders import set_param
+from benchmarks.decoders import cpu_demo, set_param
 from pipeline.common.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,14 +51,6 @@ trainer.train_step([batches[0]])
 seconds = timed_steps(trainer, batches[1:], device) / (len(batches) - 1)
 print(json.dumps({"step_seconds": seconds, "frames": sum(int(b.frame_mask.sum()) for b in batches[1:])}))
 """
-
-
-def cpu_demo(checkout: Path) -> dict[str, str]:
-    """That checkout's setup.sh CPU_DEMO overrides as key -> value."""
-    body = re.search(r"CPU_DEMO=\((.*?)\)", (checkout / "setup.sh").read_text(encoding="utf-8"), re.S)
-    if body is None:
-        raise SystemExit(f"{checkout}/setup.sh has no CPU_DEMO=(...) array")
-    return dict(item.split("=", 1) for item in body.group(1).split())
 
 
 def demo_params(checkout: Path, extra: list[str], out: Path) -> dict[str, str]:
