@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(python3 python3-venv git festival festvox-us-slt-hts espeak-ng libespeak-ng1 libsndfile1)
+# festvox-kallpc16k and festvox-kdlpc16k: the second and third voices (data.demo.extra_voices, the fine-tuning benchmark).
+APT_PACKAGES=(python3 python3-venv git festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k espeak-ng libespeak-ng1
+              libsndfile1)
 VENV=.venv
 # Demo training on a CPU: the whole pipeline in about 30 minutes on 2 cores. Chosen by measurement
 # (README, "Measured"): at this budget the parallel decoder speaks most intelligibly (pocketsphinx WER

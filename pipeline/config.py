@@ -281,11 +281,33 @@ class DemoConfig(Checked):
     seed: int = at_least(0)
     sample_rate: int = at_least(1)
     batch_size: int = at_least(1)
+    extra_voices: list[str]  # "<festival voice>:<utterances>" each; [] = one voice
+    extra_sample_rate: int = at_least(1)
 
     def cross_problems(self) -> list[str]:
+        problems = []
         if self.min_words > self.max_words:
-            return [f"params.yaml: data.demo.min_words ({self.min_words}) must be <= max_words ({self.max_words})"]
-        return []
+            problems.append(
+                f"params.yaml: data.demo.min_words ({self.min_words}) must be <= max_words ({self.max_words})"
+            )
+        for entry in self.extra_voices:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+:[1-9][0-9]*", entry):
+                problems.append(
+                    f"params.yaml: data.demo.extra_voices entry {entry!r} must be '<festival voice>:<utterances>', "
+                    "e.g. 'kal_diphone:150'"
+                )
+        voices = [self.voice] + [e.split(":")[0] for e in self.extra_voices]
+        if len(set(voices)) < len(voices):
+            problems.append(f"params.yaml: data.demo voices must differ (each is a speaker), got {voices}")
+        return problems
+
+    def speakers(self) -> list[tuple[str, int, int, int]]:
+        """(voice, utterances, sample rate, sentence seed) of each speaker, the main one first;
+        each extra speaker has sentences of its own (seed + its position)."""
+        extra = [e.split(":") for e in self.extra_voices]
+        return [(self.voice, self.utterances, self.sample_rate, self.seed)] + [
+            (voice, int(n), self.extra_sample_rate, self.seed + k) for k, (voice, n) in enumerate(extra, start=1)
+        ]
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,10 @@ def _run(args: argparse.Namespace) -> int:
         f"voice {summary['voice']} at {summary['sample_rate']} Hz, seed {summary['seed']}; "
         f"written to {out} in {time.perf_counter() - started:.1f} s"
     )
+    for name, s in summary.get("speakers", {}).items():
+        print(
+            f"corpus:   speaker {name}: {s['voice']} at {s['sample_rate']} Hz, {s['utterances']} utterances, {s['minutes']:.1f} min"
+        )
     return 0
 
 

@@ -20,7 +20,15 @@ from pipeline.features.store import FeatureStore
 
 REPO = Path(__file__).resolve().parents[1]
 SPOKEN = DemoConfig(
-    voice="cmu_us_slt_arctic_hts", utterances=64, min_words=6, max_words=10, seed=5, sample_rate=22050, batch_size=16
+    voice="cmu_us_slt_arctic_hts",
+    utterances=64,
+    min_words=6,
+    max_words=10,
+    seed=5,
+    sample_rate=22050,
+    batch_size=16,
+    extra_voices=[],
+    extra_sample_rate=48000,
 )
 
 

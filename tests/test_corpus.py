@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -9,13 +10,24 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from helpers import committed_params
 from pipeline.config import DemoConfig
 from pipeline.demo import festival
 from pipeline.demo.build import build_demo_corpus
 from pipeline.demo.festival import FestivalError, scheme_string, synthesize_batch
 
 VOICE = "cmu_us_slt_arctic_hts"
-TINY = DemoConfig(voice=VOICE, utterances=4, min_words=5, max_words=8, seed=11, sample_rate=16000, batch_size=2)
+TINY = DemoConfig(
+    voice=VOICE,
+    utterances=4,
+    min_words=5,
+    max_words=8,
+    seed=11,
+    sample_rate=16000,
+    batch_size=2,
+    extra_voices=[],
+    extra_sample_rate=48000,
+)
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +156,52 @@ def test_a_wav_must_end_where_festivals_last_phone_ends(tmp_path: Path, overrun:
     else:
         with pytest.raises(FestivalError, match="festival's last phone ends at 2.000 s"):
             festival._check_wav(wav, timings, 22050)
+
+
+@pytest.fixture(scope="module")
+def two_voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo2") / "corpus"
+    build_demo_corpus(dataclasses.replace(TINY, utterances=3, extra_voices=["kal_diphone:2"]), out, workers=2)
+    return out
+
+
+def test_an_extra_voice_is_a_vctk_style_speaker_at_its_own_rate(two_voices: Path) -> None:
+    ids = [row[0] for row in _rows(two_voices)]
+    assert ids == ["demo_0001", "demo_0002", "demo_0003", "p301_001_mic1", "p301_002_mic1"]
+    rates = {i: sf.info(str(two_voices / "wavs" / f"{i}.wav")).samplerate for i in ids}
+    assert rates["demo_0001"] == 16000 and rates["p301_001_mic1"] == 48000
+    speakers = json.loads((two_voices / "corpus.json").read_text())["speakers"]
+    assert speakers["p301"]["voice"] == "kal_diphone" and speakers["p301"]["utterances"] == 2
+    assert speakers["demo"]["sample_rate"] == 16000
+
+
+def test_the_speaker_regex_of_params_reads_each_speaker_from_its_id(two_voices: Path) -> None:
+    from pipeline.config import data_config
+    from pipeline.data.metadata import read_metadata
+
+    params = committed_params()
+    params["data"]["speaker_regex"] = r"^(p\d+|demo)_"
+    table = read_metadata(two_voices, data_config(params))
+    assert list(table["speaker"]) == ["demo", "demo", "demo", "p301", "p301"]
+
+
+def test_an_extra_speaker_says_other_sentences_than_the_main_one(two_voices: Path) -> None:
+    texts = {row[0]: row[1] for row in _rows(two_voices)}
+    assert texts["p301_001_mic1"] not in {texts["demo_0001"], texts["demo_0002"], texts["demo_0003"]}
+
+
+@pytest.mark.parametrize(
+    "voices,message",
+    [
+        (["kal_diphone"], "must be '<festival voice>:<utterances>'"),
+        (["kal_diphone:0"], "must be '<festival voice>"),
+        ([f"{VOICE}:3"], "voices must differ"),
+    ],
+)
+def test_a_malformed_extra_voice_is_refused(voices: list[str], message: str) -> None:
+    from pipeline.config import ConfigError, data_config
+
+    params = committed_params()
+    params["data"]["demo"]["extra_voices"] = voices
+    with pytest.raises(ConfigError, match=message):
+        data_config(params)

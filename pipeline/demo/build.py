@@ -23,10 +23,20 @@ from pipeline.demo.sentences import generate_sentences
 Batch = tuple[list[tuple[str, str]], str, str, int]
 
 
+# Extra speakers are numbered from here, VCTK-style (p225..p376 there): p301, p302, ...
+FIRST_EXTRA_SPEAKER = 301
+
+
 def utterance_ids(n: int) -> list[str]:
     """Ids demo_0001, demo_0002, ...; wider numbers only when n needs more than four digits."""
     width = max(4, len(str(n)))
     return [f"demo_{i:0{width}d}" for i in range(1, n + 1)]
+
+
+def vctk_ids(speaker: int, n: int) -> list[str]:
+    """VCTK-style ids of one extra speaker: p301_001_mic1, p301_002_mic1, ..."""
+    width = max(3, len(str(n)))
+    return [f"p{speaker}_{i:0{width}d}_mic1" for i in range(1, n + 1)]
 
 
 def _synthesize(batch: Batch) -> dict[str, Timings]:
@@ -72,9 +82,8 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
         raise ConfigError(f"params.yaml: data.demo.batch_size must be >= 1, got {cfg.batch_size}")
     # Fail before generating anything when festival is absent: the most common setup error.
     festival_path()
-    sentences = generate_sentences(cfg.utterances, cfg.min_words, cfg.max_words, cfg.seed)
-    ids = utterance_ids(cfg.utterances)
-    items = list(zip(ids, sentences))
+    speakers = _speaker_items(cfg)
+    items = [item for _, _, _, speaker_items in speakers for item in speaker_items]
 
     out = Path(out)
     with atomic_path(out, folder=True) as tmp:
@@ -82,25 +91,53 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
         align_dir = tmp / "alignments"
         wav_dir.mkdir(parents=True)
         align_dir.mkdir()
-        # Batches are cut in id order, so the same config always gives the same batches.
+        # Batches are cut in id order per speaker, so the same config always gives the same batches.
         batches: list[Batch] = [
-            (items[i : i + cfg.batch_size], str(wav_dir.resolve()), cfg.voice, cfg.sample_rate)
-            for i in range(0, len(items), cfg.batch_size)
+            (speaker_items[i : i + cfg.batch_size], str(wav_dir.resolve()), voice, rate)
+            for _, voice, rate, speaker_items in speakers
+            for i in range(0, len(speaker_items), cfg.batch_size)
         ]
         started = time.perf_counter()
         timings = _synthesize_all(batches, workers, len(items))
         synthesis_seconds = time.perf_counter() - started
 
-        durations = []
-        for utt_id in ids:
+        durations = {}
+        for utt_id, _ in items:
             write_json(align_dir / f"{utt_id}.json", _alignment(utt_id, timings[utt_id]))
-            durations.append(sf.info(str(wav_dir / f"{utt_id}.wav")).duration)
+            durations[utt_id] = sf.info(str(wav_dir / f"{utt_id}.wav")).duration
         write_text(tmp / "metadata.csv", "".join(f"{i}|{s}|{s}\n" for i, s in items))
 
-        summary = _summary(cfg, sentences, durations)
+        summary = _summary(cfg, [s for _, s in items], list(durations.values()))
+        if cfg.extra_voices:
+            summary["speakers"] = _speaker_summary(speakers, durations)
         # Timing stays out of corpus.json so that the folder is byte-identical for a seed.
         write_json(tmp / "corpus.json", summary)
     return {**summary, "synthesis_seconds": round(synthesis_seconds, 3)}
+
+
+def _speaker_items(cfg: DemoConfig) -> list[tuple[str, str, int, list[tuple[str, str]]]]:
+    """(speaker name, voice, sample rate, [(id, sentence)]) of each speaker, the main one first."""
+    out = []
+    for k, (voice, n, rate, seed) in enumerate(cfg.speakers()):
+        ids = utterance_ids(n) if k == 0 else vctk_ids(FIRST_EXTRA_SPEAKER + k - 1, n)
+        name = "demo" if k == 0 else f"p{FIRST_EXTRA_SPEAKER + k - 1}"
+        out.append((name, voice, rate, list(zip(ids, generate_sentences(n, cfg.min_words, cfg.max_words, seed)))))
+    return out
+
+
+def _speaker_summary(
+    speakers: list[tuple[str, str, int, list[tuple[str, str]]]], durations: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """corpus.json's per-speaker part: voice, rate, utterances and minutes of each."""
+    return {
+        name: {
+            "voice": voice,
+            "sample_rate": rate,
+            "utterances": len(items),
+            "minutes": round(sum(durations[i] for i, _ in items) / 60, 3),
+        }
+        for name, voice, rate, items in speakers
+    }
 
 
 def _summary(cfg: DemoConfig, sentences: list[str], durations: list[float]) -> dict[str, Any]:
