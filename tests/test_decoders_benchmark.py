@@ -10,7 +10,16 @@ from helpers import committed_params
 
 def test_the_runs_use_setup_sh_demo_budget() -> None:
     demo = cpu_demo()
-    assert demo["train.max_steps"] == "2000" and demo["train.batch_size"] == "16"
+    assert demo["train.max_steps"] == "2800" and demo["train.batch_size"] == "16"
+
+
+def test_the_runs_measured_on_the_old_parallel_budget_keep_it() -> None:
+    # The runs before the demo moved to the autoregressive decoder were 2,000 steps at r = 2;
+    # a new CPU_DEMO must not change what their names mean.
+    for name in RUNS:
+        if name != "ar-r3-sampling-full-2800":
+            assert RUNS[name]["train.max_steps"] == "2000" and RUNS[name]["train.restart_period"] == "1800", name
+            assert RUNS[name]["model.reduction"] == ("3" if name.startswith("ar-r3") else "2"), name
 
 
 def test_each_ablation_switches_off_exactly_one_remedy() -> None:

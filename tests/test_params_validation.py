@@ -72,7 +72,7 @@ def test_the_cpu_demo_overrides_of_setup_sh_pass(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(committed_params(), sort_keys=False), encoding="utf-8")
     apply_overrides(path, [f"{k}={v}" for k, v in demo_overrides().items()])
     params = load_params(path)
-    assert params["train"]["lr"] == 1e-3 and params["model"]["decoder"] == "parallel"
+    assert params["train"]["lr"] == 1e-3 and params["model"]["reduction"] == 3
 
 
 @pytest.mark.parametrize(
