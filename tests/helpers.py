@@ -22,6 +22,7 @@ import yaml
 
 from model.config import ModelConfig
 from model.tts import TTSBatch
+from pipeline.config import DemoConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -196,3 +197,10 @@ def set_params(repo: Path, **changes: dict) -> None:
 
 def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def demo_config(**changes: object) -> DemoConfig:
+    """The committed params' demo corpus settings (one voice, cmu_us_slt_arctic_hts) with changes."""
+    from pipeline.config import data_config
+
+    return dataclasses.replace(data_config(committed_params()).demo, **changes)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import committed_params
-from pipeline.config import DemoConfig, align_config, data_config, features_config
+from helpers import committed_params, demo_config
+from pipeline.config import align_config, data_config, features_config
 from pipeline.data.validation import validate_corpus, write_outputs
 from pipeline.demo.build import build_demo_corpus
 from pipeline.demo.sentences import generate_sentences
@@ -19,17 +19,7 @@ from pipeline.features.split import DROPPED
 from pipeline.features.store import FeatureStore
 
 REPO = Path(__file__).resolve().parents[1]
-SPOKEN = DemoConfig(
-    voice="cmu_us_slt_arctic_hts",
-    utterances=64,
-    min_words=6,
-    max_words=10,
-    seed=5,
-    sample_rate=22050,
-    batch_size=16,
-    extra_voices=[],
-    extra_sample_rate=48000,
-)
+SPOKEN = demo_config(utterances=64, min_words=6, max_words=10, seed=5, sample_rate=22050, batch_size=16)
 
 
 def _letters(text: str) -> int:

@@ -10,24 +10,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from helpers import committed_params
-from pipeline.config import DemoConfig
+from helpers import committed_params, demo_config
 from pipeline.demo import festival
 from pipeline.demo.build import build_demo_corpus
 from pipeline.demo.festival import FestivalError, scheme_string, synthesize_batch
 
 VOICE = "cmu_us_slt_arctic_hts"
-TINY = DemoConfig(
-    voice=VOICE,
-    utterances=4,
-    min_words=5,
-    max_words=8,
-    seed=11,
-    sample_rate=16000,
-    batch_size=2,
-    extra_voices=[],
-    extra_sample_rate=48000,
-)
+TINY = demo_config(utterances=4, min_words=5, max_words=8, seed=11, sample_rate=16000, batch_size=2)
 
 
 @pytest.fixture(scope="module")
