@@ -22,7 +22,7 @@ import yaml
 
 from model.config import ModelConfig
 from model.tts import TTSBatch
-from pipeline.config import DemoConfig
+from pipeline.config import DemoConfig, data_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -201,6 +201,4 @@ def ran_stages(output: str) -> list[str]:
 
 def demo_config(**changes: object) -> DemoConfig:
     """The committed params' demo corpus settings (one voice, cmu_us_slt_arctic_hts) with changes."""
-    from pipeline.config import data_config
-
     return dataclasses.replace(data_config(committed_params()).demo, **changes)

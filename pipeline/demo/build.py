@@ -119,8 +119,8 @@ def _speaker_items(cfg: DemoConfig) -> list[tuple[str, str, int, list[tuple[str,
     """(speaker name, voice, sample rate, [(id, sentence)]) of each speaker, the main one first."""
     out = []
     for k, (voice, n, rate, seed) in enumerate(cfg.speakers()):
-        ids = utterance_ids(n) if k == 0 else vctk_ids(FIRST_EXTRA_SPEAKER + k - 1, n)
-        name = "demo" if k == 0 else f"p{FIRST_EXTRA_SPEAKER + k - 1}"
+        number = FIRST_EXTRA_SPEAKER + k - 1
+        name, ids = ("demo", utterance_ids(n)) if k == 0 else (f"p{number}", vctk_ids(number, n))
         out.append((name, voice, rate, list(zip(ids, generate_sentences(n, cfg.min_words, cfg.max_words, seed)))))
     return out
 
