@@ -81,6 +81,12 @@ RUNS: dict[str, dict[str, str]] = {
         "train.restart_period": "2600",
     },
 }
+# The demo's configuration (setup.sh's CPU_DEMO) with one remedy off at a time: the ablation of
+# what the demo trains, at its own budget (r = 3, 2,800 steps).
+DEMO_AR = RUNS["ar-r3-sampling-full-2800"]
+RUNS["ar-demo-no-aligned"] = {**DEMO_AR, "model.aligned_conditioning": "false"}
+RUNS["ar-demo-no-sampling"] = {**DEMO_AR, "train.scheduled_sampling": "0"}
+RUNS["ar-demo-r2"] = {**DEMO_AR, "model.reduction": "2"}
 
 
 def cpu_demo(checkout: Path = REPO) -> dict[str, str]:

@@ -615,6 +615,7 @@ class TrainConfig(Checked):
     grad_accumulation: int = at_least(1)
     mixed_precision: bool
     batch_size: int = at_least(1)
+    speaker_balance: float = share(note="0 = each utterance once per epoch")
     num_workers: int = at_least(0, note="0 = load in the training process")
     val_every: int = at_least(1)
     early_stop_patience: int = at_least(1)

@@ -5,7 +5,8 @@ the checkpoint and the dvclive history — and turns it into checks, each with a
 (ok / warning / problem), the evidence and the fix. Writes reports/doctor.md and
 reports/doctor.json.
 
-The data: rejections by reason, silence and clipping, sample-rate mix, alignment-score
+The data: rejections by reason, silence and clipping, sample-rate mix, minutes, sample
+rates and recording level per speaker, alignment-score
 outliers with the ids to listen to, symbol coverage, lengths against the model's limits, mel
 statistics, normalisation in the checkpoint against the store; a checkpoint that is missing
 or unreadable is a problem. The model (on a batch of your training split): overfitting one
@@ -41,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="models/best.pt")
     ap.add_argument("--run", default="dvclive", help="the training run's dvclive folder")
     ap.add_argument("--params", default="params.yaml", help="params file (the model checks build the model from it)")
+    ap.add_argument("--manifest", default="data/manifest.parquet", help="validate's manifest (the per-speaker checks)")
     ap.add_argument("--min-symbol-count", type=int, default=20, help="symbols rarer than this in training are flagged")
+    ap.add_argument(
+        "--min-speaker-minutes", type=float, default=10.0, help="speakers with less audio than this are flagged"
+    )
     ap.add_argument(
         "--overfit-steps", type=int, default=150, help="steps of the overfit-one-batch check; 0 skips the model checks"
     )
@@ -63,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         args.min_symbol_count,
         overfit_steps=args.overfit_steps,
         overfit_lr=args.overfit_lr,
+        manifest=Path(args.manifest),
+        min_speaker_minutes=args.min_speaker_minutes,
     )
     write_json(Path(args.reports) / "doctor.json", {"checks": [asdict(c) for c in checks]})
     write_text(Path(args.reports) / "doctor.md", render_markdown(checks))

@@ -9,6 +9,8 @@ import pytest
 
 from helpers import committed_params
 from pipeline.config import eval_config
+from pipeline.evaluation.per_speaker import per_speaker
+from pipeline.evaluation.report import summary_markdown
 from pipeline.evaluation.scoring import evaluate, stop_outcome
 
 
@@ -54,6 +56,55 @@ def test_evaluate_writes_every_metric_for_the_autoregressive_decoder(ar_eval) ->
     assert set(on_disk["rtf"]) == {"model", "vocoder", "total"} and on_disk["rtf"]["total"] > 0
     conv = on_disk["convergence"]
     assert conv["validations"] >= 2 and {"val_curve_area", "wall_seconds", "best_val_mel_loss"} <= set(conv)
+
+
+def test_evaluate_writes_the_per_speaker_figures(ar_eval) -> None:
+    metrics, reports = ar_eval
+    speakers = metrics["per_speaker"]
+    assert sum(s["utterances"] for s in speakers.values()) == metrics["utterances"]
+    for s in speakers.values():
+        assert {"utterances", "mcd", "length_ratio_error", "stop_on_time", "wer"} <= set(s)
+        assert set(s["wer"]) == {"synthesized", "vocoded_truth", "truth", "gap"}
+    assert "speaker" in (reports / "eval_utterances.csv").read_text().splitlines()[0].split(",")
+
+
+def _row(speaker: str, heard: str, mcd: float) -> dict:
+    text = "the small dog slept"
+    return {
+        "speaker": speaker,
+        "text": text,
+        "length_ratio": 1.1,
+        "stop": None,
+        "mcd_model": mcd,
+        "mcd_vocoder": 3.0,
+        "heard_synthesized": heard,
+        "heard_vocoded_truth": text,
+        "heard_truth": text,
+    }
+
+
+def test_per_speaker_keeps_a_small_speakers_failure_apart_from_the_big_speakers_success() -> None:
+    # Planted: the small speaker's synthesis is unintelligible, the big one's perfect; the mean
+    # over all rows (gap 0.2) would hide that one speaker does not speak at all.
+    rows = [_row("lj", "the small dog slept", 5.0) for _ in range(8)] + [_row("p301", "", 9.0) for _ in range(2)]
+    speakers = per_speaker(rows)
+    assert list(speakers) == ["lj", "p301"]
+    assert speakers["lj"]["wer"]["gap"] == 0.0 and speakers["p301"]["wer"]["gap"] == 1.0
+    assert speakers["lj"]["mcd"]["model"] == 5.0 and speakers["p301"]["mcd"]["model"] == 9.0
+    assert speakers["p301"]["utterances"] == 2
+    assert speakers["lj"]["length_ratio_error"] == pytest.approx(0.1)
+    assert "stop_on_time" not in speakers["lj"]  # the parallel decoder has no stop token
+
+
+def test_the_summary_has_a_per_speaker_table_when_there_are_several_speakers(ar_eval) -> None:
+    metrics, _ = ar_eval
+    two = {**metrics, "per_speaker": per_speaker([_row("lj", "the small dog", 5.0), _row("p301", "", 9.0)])}
+    cfg = eval_config(committed_params())
+    assert "## Per speaker" not in summary_markdown(
+        metrics, [], [], cfg
+    )  # one speaker: the table would repeat the whole
+    table = summary_markdown(two, [], [], cfg).split("## Per speaker")[1]
+    assert "| p301 | 1 | 1.000 |" in table and "| lj | 1 | 0.250 |" in table
 
 
 def test_evaluate_writes_samples_figures_table_and_summary(ar_eval) -> None:

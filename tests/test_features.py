@@ -22,7 +22,7 @@ from model.text import (
 from model.vocoder import GriffinLimVocoder
 from pipeline.config import features_config
 from pipeline.features.extraction import mel_settings
-from pipeline.features.split import TRAIN, VAL, split_of
+from pipeline.features.split import TRAIN, VAL, split_corpus, split_draw, split_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -168,6 +168,49 @@ def test_a_different_salt_reshuffles_some_ids():
     b = [split_of(i, 0.05, "other-salt") for i in IDS]
     assert a != b
     assert abs(sum(a) - sum(b)) / len(IDS) <= 0.03  # still about the same share
+
+
+# A big speaker and two small ones, VCTK-style ids: at a 5% share the hash alone leaves a
+# 6-utterance speaker without validation most of the time.
+SPEAKERS = ["lj"] * 400 + ["p301"] * 6 + ["p302"] * 6
+MIXED_IDS = IDS[:400] + [f"p301_{k:03d}_mic1" for k in range(6)] + [f"p302_{k:03d}_mic1" for k in range(6)]
+
+
+def test_every_speaker_has_a_validation_utterance():
+    splits = split_corpus(MIXED_IDS, SPEAKERS, 0.05, "hamgara")
+    for speaker in set(SPEAKERS):
+        members = [k for k, s in enumerate(SPEAKERS) if s == speaker]
+        assert (splits[members] == VAL).any(), speaker
+
+
+def test_a_small_speaker_gives_its_lowest_draw_utterance_and_only_that():
+    plain = np.array([split_of(i, 0.05, "hamgara") for i in MIXED_IDS])
+    splits = split_corpus(MIXED_IDS, SPEAKERS, 0.05, "hamgara")
+    moved = np.flatnonzero(splits != plain)
+    assert len(moved) >= 1  # the planted case: at least one small speaker was all train
+    for k in moved:
+        assert plain[k] == TRAIN and splits[k] == VAL
+        members = [j for j, s in enumerate(SPEAKERS) if s == SPEAKERS[k]]
+        assert split_draw(MIXED_IDS[k], "hamgara") == min(split_draw(MIXED_IDS[j], "hamgara") for j in members)
+
+
+def test_split_corpus_matches_split_of_when_every_speaker_already_has_validation():
+    assert split_corpus(IDS, ["lj"] * len(IDS), 0.05, "hamgara").tolist() == [split_of(i, 0.05, "hamgara") for i in IDS]
+
+
+def test_a_speaker_with_one_utterance_keeps_it_for_training():
+    splits = split_corpus(IDS[:400] + ["p999_001_mic1"], ["lj"] * 400 + ["p999"], 0.05, "hamgara")
+    assert splits[-1] == split_of("p999_001_mic1", 0.05, "hamgara")
+
+
+def test_adding_other_speakers_does_not_move_a_speakers_utterances():
+    alone = split_corpus(MIXED_IDS[:406], SPEAKERS[:406], 0.05, "hamgara")
+    grown = split_corpus(MIXED_IDS, SPEAKERS, 0.05, "hamgara")
+    assert grown[:406].tolist() == alone.tolist()
+
+
+def test_split_corpus_with_zero_share_puts_everything_in_train():
+    assert set(split_corpus(MIXED_IDS, SPEAKERS, 0.0, "hamgara").tolist()) == {TRAIN}
 
 
 # --- text frontend ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`hamgara doctor`'s review: every check, in the order a person reads them.
 
-The data (pipeline/evaluation/data_checks.py), the model (model_diagnosis.py, when params are
+The data (pipeline/evaluation/data_checks.py, speaker_checks.py), the model (model_diagnosis.py, when params are
 given) and the run (run_checks.py, with the configured train.lr against `hamgara lr-find`'s
 reports/lr_find.json); each a `Check` with a verdict, the evidence and the fix.
 """
@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from pipeline.config import train_config
 from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
 from pipeline.evaluation.model_diagnosis import check_model
 from pipeline.evaluation.run_checks import check_attention, check_free_running, check_lr_find, check_run
+from pipeline.evaluation.speaker_checks import check_speakers
 from pipeline.evaluation.verdicts import Check
 
 
@@ -33,10 +36,15 @@ def review(
     max_frames: int = 8192,
     overfit_steps: int = 150,
     overfit_lr: float = 1e-3,
+    manifest: Path | None = None,
+    min_speaker_minutes: float = 10.0,
 ) -> list[Check]:
     """Every check: the data, the model (when params are given), then the run."""
     checks = (
         check_validation(read_json(reports / "validation.json"))
+        + check_speakers(
+            pd.read_parquet(manifest) if manifest is not None and manifest.is_file() else None, min_speaker_minutes
+        )
         + check_alignment(read_json(reports / "precompute.json"))
         + check_store(store_path, min_symbol_count, max_frames)
         + check_checkpoint(checkpoint, store_path)

@@ -162,6 +162,27 @@ def summary_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], held_b
         "`held_back_*.wav`). Look: `reports/figures/eval/` (mels; attention with the duration path). "
         "Per utterance: `reports/eval_utterances.csv`.",
     ]
+    if len(m.get("per_speaker", {})) > 1:
+        lines += _speakers(m["per_speaker"])
     if "wer" in m:
         lines += _heard(rows, held_back)
     return "\n".join(lines) + "\n"
+
+
+def _speakers(per_speaker: dict[str, dict[str, Any]]) -> list[str]:
+    """The per-speaker table: a small speaker the mean hides shows up here."""
+    lines = [
+        "",
+        "## Per speaker",
+        "",
+        "| speaker | utterances | WER gap | WER synthesized / vocoded truth / truth | MCD model / ceiling | length err |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in per_speaker.items():
+        w = s.get("wer")
+        wer = f"{_fmt(w['synthesized'])} / {_fmt(w['vocoded_truth'])} / {_fmt(w['truth'])}" if w else "–"
+        lines.append(
+            f"| {name} | {s['utterances']} | {_fmt(w['gap']) if w else '–'} | {wer} | "
+            f"{_fmt(s['mcd']['model'], 2)} / {_fmt(s['mcd']['vocoder_ceiling'], 2)} | {_fmt(s['length_ratio_error'])} |"
+        )
+    return lines

@@ -26,6 +26,7 @@ from pipeline.config import EvalConfig, train_config
 from pipeline.evaluation.free_running import STOP_OUTCOMES, stop_outcome
 from pipeline.evaluation.history import convergence
 from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
+from pipeline.evaluation.per_speaker import per_speaker
 from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
 from pipeline.evaluation.synthesizer import Synthesizer, Utterance
 from pipeline.evaluation.wer import Recognizer, word_error_rate
@@ -81,6 +82,7 @@ class Evaluation:
         if len(indices) == 0:
             raise ValueError(f"{store_path}: no validation utterances to evaluate (features.val_share is 0?)")
         self.indices = [int(i) for i in indices]
+        self.speaker_codes = self.store.array("speaker")
         self.manifest = pd.read_parquet(manifest_path).set_index("id")
         self.settings = train_config(settings_params).loss_settings(self.synth.config.reduction)
         self.vocoder: Vocoder = load_vocoder(cfg.vocoder, self.synth.mel_settings, cfg.griffin_lim_iters, self.device)
@@ -101,6 +103,7 @@ class Evaluation:
         self.synthesize_held_back()
         if self.recognizer is not None:
             metrics["wer"] = self.word_error_rates()
+        metrics["per_speaker"] = per_speaker(self.rows)
         metrics["convergence"] = self.convergence()
         return EvalResults(metrics, self.rows, self.waves, self.mels, self.attention, self.held_back, self.sample_rate)
 
@@ -136,7 +139,7 @@ class Evaluation:
 
     def synthesize_and_score(self) -> None:
         """Free-running synthesis of every evaluated utterance, scored; rows sorted by id."""
-        languages, speakers = self.store.array("language"), self.store.array("speaker")
+        languages, speakers = self.store.array("language"), self.speaker_codes
         # Batches of one language and speaker (the model takes one of each per call).
         groups: dict[tuple[int, int], list[int]] = {}
         for i in self.indices:
@@ -177,6 +180,7 @@ class Evaluation:
         ref = self._cepstrum(truth)
         row: dict[str, Any] = {
             "id": utt_id,
+            "speaker": self.store.attrs["speakers"][int(self.speaker_codes[i])],
             "text": self.store.attrs["texts"][i],
             "frames": len(mel),
             "target_frames": len(true_mel),

@@ -24,7 +24,7 @@ from pipeline.features.boundaries import corpus_accuracy
 from pipeline.features.extraction import extract_features, mel_settings
 from pipeline.features.fingerprint import features_record, fingerprint
 from pipeline.features.review import alignment_figures
-from pipeline.features.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_of
+from pipeline.features.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_corpus
 from pipeline.features.store import FeatureWriter
 from pipeline.features.symbols import check_frames, separator_ids, text_symbols
 
@@ -72,7 +72,7 @@ class FeatureBuild:
         self.symbols = text_symbols(self.manifest, cfg.frontend)
         self.table = build_symbol_table(self.symbols)
         self.tokens = [encode(s, self.table) for s in self.symbols]
-        self.splits = np.array([split_of(i, cfg.val_share, cfg.split_salt) for i in self.ids], dtype=np.int8)
+        self.splits = split_corpus(self.ids, self.manifest["speaker"].tolist(), cfg.val_share, cfg.split_salt)
 
     def plan(self) -> None:
         """Open the partial store for these inputs: resumed when its fingerprint matches."""

@@ -2,10 +2,17 @@
 
 An utterance's split depends only on its own id and the salt, so adding utterances to a
 corpus never moves existing ones between splits (a model never trains on yesterday's
-validation data).
+validation data). One exception, for multi-speaker corpora: a speaker the hash sends wholly
+to training would never be evaluated, so `split_corpus` moves that speaker's lowest-hash
+utterance (the one nearest the line) to validation. That choice depends only on the speaker's
+own ids, so it moves only when utterances of that same speaker are added.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
 
 from pipeline.common.hashing import stable_hash
 
@@ -13,7 +20,27 @@ TRAIN, VAL, DROPPED = 0, 1, 2  # DROPPED: flagged by the aligner's outlier check
 SPLIT_NAMES = ("train", "val", "dropped")
 
 
+def split_draw(utt_id: str, salt: str) -> float:
+    """The id's uniform number in [0, 1) from sha256(salt|id) (the digest's first 8 bytes)."""
+    return int(stable_hash(f"{salt}|{utt_id}", length=16), 16) / 2**64
+
+
 def split_of(utt_id: str, val_share: float, salt: str) -> int:
-    """TRAIN or VAL for one id: a uniform number from sha256(salt|id) compared with val_share."""
-    u = int(stable_hash(f"{salt}|{utt_id}", length=16), 16) / 2**64  # the digest's first 8 bytes
-    return VAL if u < val_share else TRAIN
+    """TRAIN or VAL for one id: its draw compared with val_share."""
+    return VAL if split_draw(utt_id, salt) < val_share else TRAIN
+
+
+def split_corpus(ids: Sequence[str], speakers: Sequence[str], val_share: float, salt: str) -> np.ndarray:
+    """TRAIN/VAL codes of a corpus: `split_of` per id, then every speaker with at least two
+    utterances and none in validation gives its lowest-draw utterance to validation (with
+    val_share 0 nothing is moved: no validation was asked for)."""
+    draws = np.array([split_draw(i, salt) for i in ids])
+    splits = np.where(draws < val_share, VAL, TRAIN).astype(np.int8)
+    if val_share <= 0:
+        return splits
+    speaker_of = np.asarray(speakers)
+    for speaker in dict.fromkeys(speakers):
+        members = np.flatnonzero(speaker_of == speaker)
+        if len(members) >= 2 and not (splits[members] == VAL).any():
+            splits[members[np.argmin(draws[members])]] = VAL
+    return splits

@@ -81,6 +81,16 @@ def collate(items: list[dict[str, Any]]) -> tuple[TTSBatch, float]:
     return batch, 1.0 - float(frame_lens.sum()) / (b * t)
 
 
+def speaker_draw_weights(speakers: np.ndarray, balance: float) -> np.ndarray:
+    """Each utterance's probability of being drawn, such that speaker s's share of the draws is
+    proportional to n_s ** (1 - balance): 0 = each utterance alike (a speaker's share is its
+    share of the corpus), 1 = each speaker alike, in between a tempered mix (the temperature
+    sampling of multilingual models). Within a speaker every utterance is equally likely."""
+    _, inverse, counts = np.unique(np.asarray(speakers), return_inverse=True, return_counts=True)
+    weights = counts[inverse].astype(np.float64) ** -balance
+    return weights / weights.sum()
+
+
 class BucketBatchSampler:
     """Batches of similar-length utterances; shuffled per epoch; sharded over ranks.
 
@@ -88,7 +98,11 @@ class BucketBatchSampler:
     the batches shuffled (seed + epoch). With `world_size` > 1 each rank takes every
     world_size-th batch, the list first padded by repeating batches so that every rank gets
     the same count (DistributedSampler's contract). The list `batches(epoch)` returns is what
-    the DataLoader takes as its batch_sampler, cut at the saved position on resume."""
+    the DataLoader takes as its batch_sampler, cut at the saved position on resume.
+
+    With `speakers` and a `speaker_balance` above 0, an epoch is instead as many utterances
+    drawn with replacement (seed + epoch) by `speaker_draw_weights`, so that a small speaker is
+    seen more often than its share of the corpus; the draws are then bucketed as above."""
 
     def __init__(
         self,
@@ -98,15 +112,24 @@ class BucketBatchSampler:
         shuffle: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        speakers: np.ndarray | None = None,
+        speaker_balance: float = 0.0,
     ) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.rank, self.world_size = rank, world_size
+        self.weights = (
+            speaker_draw_weights(speakers, speaker_balance) if speakers is not None and speaker_balance > 0 else None
+        )
 
     def batches(self, epoch: int) -> list[list[int]]:
         """This rank's batches for `epoch`, deterministically."""
         rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
+        n = len(self.lengths)
+        if self.weights is not None and self.shuffle:
+            order = rng.choice(n, size=n, replace=True, p=self.weights)
+        else:
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         order = order[np.argsort(self.lengths[order], kind="stable")]
         batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
         if self.shuffle:

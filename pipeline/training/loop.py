@@ -278,7 +278,15 @@ def training_data(
     train_set = FeatureDataset(store_path, [TRAIN])
     if len(train_set) == 0:
         raise ValueError(f"{store_path}: no training utterances")
-    sampler = BucketBatchSampler(train_set.frames, cfg.batch_size, cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+    sampler = BucketBatchSampler(
+        train_set.frames,
+        cfg.batch_size,
+        cfg.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        speakers=train_set.speaker[train_set.indices],
+        speaker_balance=cfg.speaker_balance,
+    )
     loader_kw: dict[str, Any] = {
         "collate_fn": collate,
         "num_workers": min(cfg.num_workers, worker_count(0)),
