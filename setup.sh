@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # festvox-kallpc16k and festvox-kdlpc16k: the second and third voices (data.demo.extra_voices, the fine-tuning benchmark).
-APT_PACKAGES=(python3 python3-venv git festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k espeak-ng libespeak-ng1
-              libsndfile1)
+# gcc and python3-dev: resemblyzer's VAD (webrtcvad) is a source distribution on PyPI.
+APT_PACKAGES=(python3 python3-venv python3-dev gcc git festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
+              espeak-ng libespeak-ng1 libsndfile1)
 VENV=.venv
 # Demo training on a CPU, chosen by measurement (README, "Exposure bias"): the autoregressive decoder
 # (the recipe's) with aligned conditioning, 3 frames per step and scheduled sampling at 1.0 speaks

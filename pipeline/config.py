@@ -487,6 +487,8 @@ class EvalConfig(Checked):
     mcd_trim_top_db: float = above(0.0)
     stop_tolerance: float = at_least(0.0)
     recognizer: str = one_of("pocketsphinx", "none")
+    speaker_similarity: bool
+    similarity_references: int = at_least(1)
     target_val_mel_loss: float = above(0.0)
     curve_smoothing: float = between(0.0, 1.0, low_open=True)  # an EMA weight: 0 would never move
     samples: int = at_least(0, note="0 = none")

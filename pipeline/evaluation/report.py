@@ -164,6 +164,8 @@ def summary_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], held_b
     ]
     if len(m.get("per_speaker", {})) > 1:
         lines += _speakers(m["per_speaker"])
+    if "speaker_similarity" in m:
+        lines += _similarity(m["speaker_similarity"])
     if "wer" in m:
         lines += _heard(rows, held_back)
     return "\n".join(lines) + "\n"
@@ -184,5 +186,29 @@ def _speakers(per_speaker: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {name} | {s['utterances']} | {_fmt(w['gap']) if w else '–'} | {wer} | "
             f"{_fmt(s['mcd']['model'], 2)} / {_fmt(s['mcd']['vocoder_ceiling'], 2)} | {_fmt(s['length_ratio_error'])} |"
+        )
+    return lines
+
+
+def _similarity(sim: dict[str, Any]) -> list[str]:
+    """The speaker-similarity table: margins (own centroid minus the best other) of the
+    recordings, the vocoded recordings and the synthesis, and how often the synthesis is
+    nearest its own speaker."""
+    lines = [
+        "",
+        "## Speaker similarity",
+        "",
+        f"Resemblyzer d-vectors against each speaker's centroid ({sim['references_per_speaker']} training "
+        "recordings each). Margin: similarity to the right speaker minus the best other; margin ratio: "
+        "synthesized / real.",
+        "",
+        "| speaker | utterances | margin real / vocoded / synthesized | margin ratio | identified (synthesized) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, block in [("all", sim), *sim["per_speaker"].items()]:
+        margins = " / ".join(_fmt(block[k]["margin"]) for k in ("real", "vocoded_truth", "synthesized"))
+        lines.append(
+            f"| {name} | {block['utterances']} | {margins} | {_fmt(block['margin_ratio'], 2)} | "
+            f"{block['synthesized']['identification']:.0%} |"
         )
     return lines

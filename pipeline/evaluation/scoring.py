@@ -28,9 +28,10 @@ from pipeline.evaluation.history import convergence
 from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
 from pipeline.evaluation.per_speaker import per_speaker
 from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
+from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
 from pipeline.evaluation.synthesizer import Synthesizer, Utterance
 from pipeline.evaluation.wer import Recognizer, word_error_rate
-from pipeline.features.split import VAL
+from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.dataset import FeatureDataset, collate
@@ -104,6 +105,8 @@ class Evaluation:
         if self.recognizer is not None:
             metrics["wer"] = self.word_error_rates()
         metrics["per_speaker"] = per_speaker(self.rows)
+        if self.cfg.speaker_similarity and len(self.store.attrs["speakers"]) > 1:
+            metrics["speaker_similarity"] = self.speaker_similarity()
         metrics["convergence"] = self.convergence()
         return EvalResults(metrics, self.rows, self.waves, self.mels, self.attention, self.held_back, self.sample_rate)
 
@@ -219,6 +222,41 @@ class Evaluation:
             "total": (seconds["model"] + seconds["vocoder"]) / seconds["audio"],
         }
         return metrics
+
+    def speaker_similarity(self) -> dict[str, Any]:
+        """Speaker similarity (pipeline/evaluation/similarity.py): each speaker's centroid from
+        its first `similarity_references` training recordings; every evaluated utterance's
+        recording, vocoded truth and synthesis scored against the centroids."""
+        encoder = SpeakerEncoder()
+        names, splits = self.store.attrs["speakers"], self.store.array("split")
+        rate = int(self.store.attrs["features"]["sample_rate"])
+        references: dict[str, list[np.ndarray]] = {}
+        for code, name in enumerate(names):
+            train = np.flatnonzero((self.speaker_codes == code) & (splits == TRAIN))[: self.cfg.similarity_references]
+            if len(train):
+                references[name] = [
+                    encoder.embed(
+                        truth_wave(self.manifest, self.store.attrs["ids"][i], self.store.attrs["features"]), rate
+                    )
+                    for i in train
+                ]
+        scored = []
+        for i in self.indices:
+            name = names[int(self.speaker_codes[i])]
+            if name in references:
+                w = self.waves[i]
+                scored.append(
+                    (
+                        name,
+                        {
+                            "real": encoder.embed(w["truth"], rate),
+                            "vocoded_truth": encoder.embed(w["vocoded_truth"], self.sample_rate),
+                            "synthesized": encoder.embed(w["synthesized"], self.sample_rate),
+                        },
+                    )
+                )
+        report = similarity_report(references, scored)
+        return {"encoder": "resemblyzer", "references_per_speaker": self.cfg.similarity_references, **report}
 
     def synthesize_held_back(self) -> None:
         """The held-back sentences (eval.sentences): synthesized and, with a recognizer, heard."""

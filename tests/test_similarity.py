@@ -1,0 +1,160 @@
+"""Speaker similarity: the encoder tells real voices apart, the figures are computed as the
+module says, a synthesis in the wrong voice is caught, and evaluate writes them (with the
+per-speaker figures) on a two-speaker corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from helpers import TEXTS, committed_params, tiny_params, write_corpus
+from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
+
+SENTENCES = [
+    "The old man walked slowly to the market.",
+    "Please call me back when you have finished.",
+    "A small boat sailed across the lake.",
+    "She opened the window and listened.",
+    "We will meet at the station at seven.",
+    "The children laughed while their father cooked.",
+]
+VOICES = ("en-us+m3", "en-us+f4")  # two espeak-ng voices: a low male and a high female variant
+
+
+@pytest.fixture(scope="module")
+def voices() -> dict[str, list[np.ndarray]]:
+    """Six d-vectors per espeak-ng voice: real, distinct voices without a download."""
+    encoder = SpeakerEncoder()
+    out = {}
+    for voice in VOICES:
+        out[voice] = []
+        for text in SENTENCES:
+            wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True).stdout
+            wave, sr = sf.read(io.BytesIO(wav))
+            out[voice].append(encoder.embed(wave, sr))
+    return out
+
+
+def _report(voices: dict[str, list[np.ndarray]], synthesized_as: dict[str, str]) -> dict:
+    """Centroids from each voice's first three; its last three scored, their 'synthesis' taken
+    from the voice `synthesized_as` names."""
+    references = {v: e[:3] for v, e in voices.items()}
+    scored = [
+        (v, {"real": e[k], "vocoded_truth": e[k], "synthesized": voices[synthesized_as[v]][k]})
+        for v, e in voices.items()
+        for k in range(3, 6)
+    ]
+    return similarity_report(references, scored)
+
+
+def test_real_recordings_are_nearer_their_own_speakers_centroid_than_the_others(voices) -> None:
+    report = _report(voices, {v: v for v in VOICES})
+    assert report["real"]["identification"] == 1.0 and report["real"]["margin"] > 0.02
+    for voice in VOICES:
+        assert report["per_speaker"][voice]["real"]["margin"] > 0
+
+
+def test_a_synthesis_in_the_other_voice_is_not_identified_and_its_margin_is_negative(voices) -> None:
+    # Planted fault: the model ignores the speaker embedding and speaks in the other voice.
+    swapped = _report(voices, {VOICES[0]: VOICES[1], VOICES[1]: VOICES[0]})
+    assert swapped["synthesized"]["identification"] == 0.0
+    assert swapped["synthesized"]["margin"] < 0 and swapped["margin_ratio"] < 0
+    faithful = _report(voices, {v: v for v in VOICES})
+    assert faithful["margin_ratio"] == pytest.approx(1.0)
+
+
+def unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def test_margins_are_own_similarity_minus_the_best_other_and_the_ratio_is_synthesized_over_real() -> None:
+    references = {"a": [unit(1, 0, 0)], "b": [unit(0, 1, 0)], "c": [unit(0, 0, 1)]}
+    real, synth = unit(1, 0.5, 0), unit(1, 0.9, 0.2)
+    report = similarity_report(references, [("a", {"real": real, "vocoded_truth": real, "synthesized": synth})])
+    assert report["real"]["margin"] == pytest.approx(real[0] - real[1])
+    assert report["synthesized"]["margin"] == pytest.approx(synth[0] - synth[1])
+    assert report["margin_ratio"] == pytest.approx((synth[0] - synth[1]) / (real[0] - real[1]))
+    assert report["synthesized"]["similarity"] == pytest.approx(synth[0])
+
+
+def test_one_speaker_has_no_similarity_margin() -> None:
+    with pytest.raises(ValueError, match="at least two speakers"):
+        similarity_report(
+            {"a": [unit(1, 0)]}, [("a", {k: unit(1, 0) for k in ("real", "vocoded_truth", "synthesized")})]
+        )
+
+
+@pytest.fixture(scope="module")
+def two_speaker_eval(tmp_path_factory) -> tuple[dict, object]:
+    """A VCTK-style two-speaker tiny corpus (speakers from the ids) through validate,
+    precompute, a 6-step training run and evaluate."""
+    from pipeline.config import align_config, data_config, eval_config, features_config
+    from pipeline.data.validation import validate_corpus, write_outputs
+    from pipeline.evaluation.scoring import evaluate
+    from pipeline.features.build import precompute
+    from pipeline.training.loop import fit
+
+    params = committed_params()
+    root = tmp_path_factory.mktemp("two_speakers")
+    ids = [f"p30{1 + k % 2}_{k:03d}_mic1" for k in range(len(TEXTS))]
+    corpus = write_corpus(root / "corpus", list(zip(ids, TEXTS)))
+    dcfg = dataclasses.replace(data_config(params), speaker_regex=r"^(p\d+)_")
+    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
+    acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
+    write_outputs(
+        validate_corpus(corpus, dcfg, fcfg.sample_rate, workers=1), root / "manifest.parquet", root / "reports"
+    )
+    store = root / "features.zarr"
+    precompute(root / "manifest.parquet", store, fcfg, acfg, progress=False)
+    p = tiny_params(committed_params(), max_steps=6)
+    fit(store, p, root / "models", root / "dvclive", progress=False)
+    cfg = dataclasses.replace(
+        eval_config(params),
+        checkpoint=str(root / "models" / "best.pt"),
+        griffin_lim_iters=4,
+        device="cpu",
+        samples=1,
+        figures=1,
+        sentences=[],
+        recognizer="none",
+        similarity_references=2,
+    )
+    reports = root / "reports"
+    return evaluate(store, root / "manifest.parquet", root / "dvclive", cfg, params, reports, progress=False), reports
+
+
+def test_evaluate_scores_every_speaker_and_their_similarity(two_speaker_eval) -> None:
+    metrics, reports = two_speaker_eval
+    assert sorted(metrics["per_speaker"]) == ["p301", "p302"]  # both in validation
+    sim = metrics["speaker_similarity"]
+    assert sorted(sim["per_speaker"]) == ["p301", "p302"] and sim["references_per_speaker"] == 2
+    for kind in ("real", "vocoded_truth", "synthesized"):
+        assert set(sim[kind]) == {"similarity", "margin", "identification"}
+    summary = (reports / "summary.md").read_text()
+    assert "## Per speaker" in summary and "## Speaker similarity" in summary
+
+
+def test_evaluate_of_one_speaker_has_no_similarity(tiny_runs, tiny_store, tmp_path) -> None:
+    from pipeline.config import eval_config
+    from pipeline.evaluation.scoring import evaluate
+
+    params = committed_params()
+    cfg = dataclasses.replace(
+        eval_config(params),
+        checkpoint=str(tiny_runs["parallel"] / "models" / "best.pt"),
+        griffin_lim_iters=4,
+        device="cpu",
+        samples=0,
+        figures=0,
+        sentences=[],
+        recognizer="none",
+    )
+    manifest = tiny_store.parent / "manifest.parquet"
+    metrics = evaluate(tiny_store, manifest, tiny_runs["parallel"] / "dvclive", cfg, params, tmp_path, progress=False)
+    assert "speaker_similarity" not in metrics and len(metrics["per_speaker"]) == 1
