@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import io
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from helpers import TEXTS, committed_params, tiny_params, write_corpus
+from pipeline.config import EvalConfig, eval_config
 from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
 
 SENTENCES = [
@@ -90,11 +92,24 @@ def test_one_speaker_has_no_similarity_margin() -> None:
         )
 
 
+def quick_eval(checkpoint: Path, **changes: object) -> EvalConfig:
+    """The committed eval settings, made quick: 4 Griffin-Lim iterations, no recognizer, no held-back lines."""
+    return dataclasses.replace(
+        eval_config(committed_params()),
+        checkpoint=str(checkpoint),
+        griffin_lim_iters=4,
+        device="cpu",
+        sentences=[],
+        recognizer="none",
+        **changes,
+    )
+
+
 @pytest.fixture(scope="module")
 def two_speaker_eval(tmp_path_factory) -> tuple[dict, object]:
     """A VCTK-style two-speaker tiny corpus (speakers from the ids) through validate,
     precompute, a 6-step training run and evaluate."""
-    from pipeline.config import align_config, data_config, eval_config, features_config
+    from pipeline.config import align_config, data_config, features_config
     from pipeline.data.validation import validate_corpus, write_outputs
     from pipeline.evaluation.scoring import evaluate
     from pipeline.features.build import precompute
@@ -114,17 +129,7 @@ def two_speaker_eval(tmp_path_factory) -> tuple[dict, object]:
     precompute(root / "manifest.parquet", store, fcfg, acfg, progress=False)
     p = tiny_params(committed_params(), max_steps=6)
     fit(store, p, root / "models", root / "dvclive", progress=False)
-    cfg = dataclasses.replace(
-        eval_config(params),
-        checkpoint=str(root / "models" / "best.pt"),
-        griffin_lim_iters=4,
-        device="cpu",
-        samples=1,
-        figures=1,
-        sentences=[],
-        recognizer="none",
-        similarity_references=2,
-    )
+    cfg = quick_eval(root / "models" / "best.pt", samples=1, figures=1, similarity_references=2)
     reports = root / "reports"
     return evaluate(store, root / "manifest.parquet", root / "dvclive", cfg, params, reports, progress=False), reports
 
@@ -141,20 +146,10 @@ def test_evaluate_scores_every_speaker_and_their_similarity(two_speaker_eval) ->
 
 
 def test_evaluate_of_one_speaker_has_no_similarity(tiny_runs, tiny_store, tmp_path) -> None:
-    from pipeline.config import eval_config
     from pipeline.evaluation.scoring import evaluate
 
     params = committed_params()
-    cfg = dataclasses.replace(
-        eval_config(params),
-        checkpoint=str(tiny_runs["parallel"] / "models" / "best.pt"),
-        griffin_lim_iters=4,
-        device="cpu",
-        samples=0,
-        figures=0,
-        sentences=[],
-        recognizer="none",
-    )
+    cfg = quick_eval(tiny_runs["parallel"] / "models" / "best.pt", samples=0, figures=0)
     manifest = tiny_store.parent / "manifest.parquet"
     metrics = evaluate(tiny_store, manifest, tiny_runs["parallel"] / "dvclive", cfg, params, tmp_path, progress=False)
     assert "speaker_similarity" not in metrics and len(metrics["per_speaker"]) == 1
