@@ -56,3 +56,12 @@ def test_one_speaker_is_ok_and_says_so() -> None:
 
 def test_no_manifest_adds_no_speaker_checks() -> None:
     assert check_speakers(None, min_minutes=10) == []
+
+
+def test_doctor_explains_a_collapsed_style_latent_by_the_speaker_count() -> None:
+    from pipeline.evaluation.model_diagnosis import kl_collapse_explanation
+
+    assert "harmless for one voice" in kl_collapse_explanation(1)
+    several = kl_collapse_explanation(3)
+    assert "3 speakers" in several and "speaker embedding already says who speaks" in several
+    assert "harmless" not in several

@@ -118,10 +118,7 @@ def check_gradient_shares(
         fix.append(f"{top} drowns the other terms: lower train.{top}_loss_weight (or keep adaptive_loss_weights on)")
     for k in weak:
         if k == "kl":
-            fix.append(
-                "kl has no gradient: the style latent has collapsed to its prior and carries no style "
-                "(harmless for one voice; for style control lower train.kl_loss_weight or lengthen kl_warmup_steps)"
-            )
+            fix.append(kl_collapse_explanation(probe.config.n_speakers))
         else:
             fix.append(f"{k} barely trains: raise train.{k}_loss_weight")
     return Check(
@@ -131,6 +128,18 @@ def check_gradient_shares(
         f"share of the gradient {where}: "
         + ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])),
         "; ".join(fix),
+    )
+
+
+def kl_collapse_explanation(n_speakers: int) -> str:
+    """Why the style latent collapsed to its prior, and what to do when style control matters."""
+    fix = "for style control (synth --reference) lower train.kl_loss_weight or lengthen kl_warmup_steps"
+    if n_speakers <= 1:
+        return f"kl has no gradient: the style latent has collapsed to its prior and carries no style (harmless for one voice; {fix})"
+    return (
+        f"kl has no gradient: the style latent has collapsed to its prior. With {n_speakers} speakers the speaker "
+        "embedding already says who speaks, so the latent is left only what varies within a speaker, and a "
+        f"KL weight this high makes that not worth encoding; {fix}"
     )
 
 
