@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from helpers import committed_params
@@ -132,3 +133,13 @@ def test_evaluate_works_for_the_parallel_decoder_without_stop_metrics(tiny_runs,
 )
 def test_stop_outcome_classifies_by_the_length_tolerance(fired, predicted, outcome) -> None:
     assert stop_outcome(fired, predicted, 100, 0.2) == outcome
+
+
+def test_a_capped_evaluation_takes_its_utterances_from_every_speaker_in_turn() -> None:
+    from pipeline.evaluation.per_speaker import spread_over_speakers
+
+    indices = np.arange(10, 30)
+    speakers = np.array([0] * 16 + [1] * 2 + [2] * 2)  # one big speaker, two small ones at the end
+    assert spread_over_speakers(indices, speakers, 5) == [10, 11, 26, 27, 28]
+    assert spread_over_speakers(indices, speakers, 100) == list(range(10, 30))
+    assert spread_over_speakers(indices, np.zeros(20, dtype=int), 4) == [10, 11, 12, 13]  # one speaker: the first

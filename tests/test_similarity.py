@@ -177,3 +177,16 @@ def test_synth_refuses_a_speaker_it_was_not_trained_on(two_speaker_eval, tmp_pat
     err = capsys.readouterr().err
     assert rc == 2 and "'p999'" in err and "p301, p302" in err
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_capped_evaluation_still_hears_both_speakers(two_speaker_eval, tmp_path) -> None:
+    from pipeline.evaluation.scoring import evaluate
+
+    _, reports = two_speaker_eval
+    root = reports.parent
+    cfg = quick_eval(root / "models" / "best.pt", samples=0, figures=0, utterances=2, speaker_similarity=False)
+    metrics = evaluate(
+        root / "features.zarr", root / "manifest.parquet", root / "dvclive", cfg, committed_params(), tmp_path, False
+    )
+    assert metrics["utterances"] == 2
+    assert {name: s["utterances"] for name, s in metrics["per_speaker"].items()} == {"p301": 1, "p302": 1}

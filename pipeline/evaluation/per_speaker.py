@@ -45,3 +45,18 @@ def per_speaker(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for r in rows:
         groups.setdefault(r["speaker"], []).append(r)
     return {name: speaker_metrics(groups[name]) for name in sorted(groups)}
+
+
+def spread_over_speakers(indices: np.ndarray, speakers: np.ndarray, count: int) -> list[int]:
+    """`count` of `indices` taken in turns from each speaker (in store order within a speaker),
+    returned in store order: a capped evaluation (eval.utterances) still hears every speaker,
+    where the first `count` would be the big speaker's. With one speaker: the first `count`."""
+    queues: dict[int, list[int]] = {}
+    for i, s in zip(indices.tolist(), speakers.tolist()):
+        queues.setdefault(int(s), []).append(int(i))
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < count and any(depth < len(q) for q in queues.values()):
+        chosen += [q[depth] for q in queues.values() if depth < len(q)][: count - len(chosen)]
+        depth += 1
+    return sorted(chosen)

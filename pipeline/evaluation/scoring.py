@@ -26,7 +26,7 @@ from pipeline.config import EvalConfig, train_config
 from pipeline.evaluation.free_running import STOP_OUTCOMES, stop_outcome
 from pipeline.evaluation.history import convergence
 from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
-from pipeline.evaluation.per_speaker import per_speaker
+from pipeline.evaluation.per_speaker import per_speaker, spread_over_speakers
 from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
 from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
 from pipeline.evaluation.synthesizer import Synthesizer, Utterance
@@ -79,11 +79,15 @@ class Evaluation:
                 f"{cfg.checkpoint}: trained on another symbol table than {store_path}; retrain (dvc repro train)"
             )
         self.dataset = FeatureDataset(store_path, [VAL])
-        indices = self.dataset.indices[: cfg.utterances] if cfg.utterances > 0 else self.dataset.indices
-        if len(indices) == 0:
+        if len(self.dataset.indices) == 0:
             raise ValueError(f"{store_path}: no validation utterances to evaluate (features.val_share is 0?)")
-        self.indices = [int(i) for i in indices]
         self.speaker_codes = self.store.array("speaker")
+        all_val = self.dataset.indices
+        self.indices = (
+            spread_over_speakers(all_val, self.speaker_codes[all_val], cfg.utterances)
+            if cfg.utterances > 0
+            else [int(i) for i in all_val]
+        )
         self.manifest = pd.read_parquet(manifest_path).set_index("id")
         self.settings = train_config(settings_params).loss_settings(self.synth.config.reduction)
         self.vocoder: Vocoder = load_vocoder(cfg.vocoder, self.synth.mel_settings, cfg.griffin_lim_iters, self.device)
@@ -114,7 +118,8 @@ class Evaluation:
         """val_mel_loss (and the attention's alignment error) over the evaluated utterances;
         keeps the attention and expected-token path of those drawn (autoregressive decoder)."""
         synth, cfg = self.synth, self.cfg
-        items = [self.dataset[k] for k in range(len(self.indices))]
+        # Dataset positions of the evaluated store indices (dataset.indices is ascending).
+        items = [self.dataset[int(k)] for k in np.searchsorted(self.dataset.indices, self.indices)]
         batches = [collate(items[k : k + cfg.batch_size])[0] for k in range(0, len(items), cfg.batch_size)]
         tf = teacher_forced_metrics(synth.model, batches, self.settings, synth.device)
         drawn = items[: cfg.figures]
