@@ -190,3 +190,9 @@ def test_a_capped_evaluation_still_hears_both_speakers(two_speaker_eval, tmp_pat
     )
     assert metrics["utterances"] == 2
     assert {name: s["utterances"] for name, s in metrics["per_speaker"].items()} == {"p301": 1, "p302": 1}
+
+
+@pytest.mark.parametrize("samples", [0, 500, 22050])
+def test_a_silent_or_empty_synthesis_gets_a_finite_vector_not_a_crash(samples: int) -> None:
+    vector = SpeakerEncoder().embed(np.zeros(samples, dtype=np.float32), 22050)
+    assert vector.shape == (256,) and np.isfinite(vector).all()

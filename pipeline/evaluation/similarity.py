@@ -17,6 +17,7 @@ others); its weights ship inside its PyPI wheel, so nothing is downloaded.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,17 @@ class SpeakerEncoder:
         self.encoder = VoiceEncoder(device="cpu", verbose=False)
 
     def embed(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The utterance's unit d-vector (resampled to 16 kHz, long silences cut by its VAD)."""
+        """The utterance's unit d-vector (resampled to 16 kHz, long silences cut by its VAD). A
+        silent or empty wave (a model that says nothing) still gets a finite vector: it then
+        scores as whatever speaker it lands nearest, which is what a listener would hear."""
         from resemblyzer import preprocess_wav
 
-        return np.asarray(self.encoder.embed_utterance(preprocess_wav(wave, source_sr=sample_rate)), dtype=np.float64)
+        # Its level normalisation takes log10 of a silent wave's RMS, and an empty one has a mean
+        # of nothing: warnings, not errors, and nothing a user can act on.
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vector = self.encoder.embed_utterance(preprocess_wav(wave, source_sr=sample_rate))
+        return np.asarray(vector, dtype=np.float64)
 
 
 def centroids(references: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
