@@ -20,7 +20,8 @@ import yaml
 from dvc.utils.hydra import apply_overrides
 from test_house import demo_overrides
 
-from helpers import REPO, committed_params
+from benchmarks.speaker_balance import setup_array
+from helpers import committed_params
 from pipeline import config as cfg
 from pipeline.config import ConfigError, check_params, load_params
 from pipeline.demo.sentences import MAX_SUPPORTED_WORDS, MIN_SUPPORTED_WORDS
@@ -75,19 +76,11 @@ def test_the_cpu_demo_overrides_of_setup_sh_pass(tmp_path: Path) -> None:
     assert params["train"]["lr"] == 1e-3 and params["model"]["reduction"] == 3
 
 
-def multi_demo_overrides() -> list[str]:
-    """setup.sh's MULTI_DEMO array, read by bash itself (its items carry quotes)."""
-    import subprocess
-
-    script = 'source <(sed -n "/^MULTI_DEMO=/p" setup.sh); printf "%s\\n" "${MULTI_DEMO[@]}"'
-    out = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return out.splitlines()
-
-
 def test_the_multi_speaker_demo_overrides_of_setup_sh_pass(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(committed_params(), sort_keys=False), encoding="utf-8")
-    apply_overrides(path, [f"{k}={v}" for k, v in demo_overrides().items()] + multi_demo_overrides())
+    multi = setup_array("MULTI_DEMO")
+    apply_overrides(path, [f"{k}={v}" for k, v in {**demo_overrides(), **multi}.items()])
     params = load_params(path)
     assert params["data"]["demo"]["extra_voices"] == ["kal_diphone:120", "ked_diphone:120"]
     assert params["data"]["speaker_regex"] == r"^(p\d+|demo)_"
