@@ -27,6 +27,7 @@ timed at its full probability (after its ramp). Written to benchmarks/results/de
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -34,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -137,10 +139,9 @@ def prepare(folder: Path, overrides: dict[str, str], data: Path | None = REPO / 
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
-def run_one(name: str, seed: int, work: Path, threads: int) -> dict[str, Any]:
-    """Train and evaluate one run in its own folder; its figures."""
-    folder = work / f"{name}-s{seed}"
-    prepare(folder, {**cpu_demo(), **RUNS[name], "train.seed": str(seed)})
+def train_and_evaluate(folder: Path, threads: int, label: str) -> float:
+    """The train and evaluate stages in a prepared run folder with `threads` torch threads,
+    logged to its run.log; the seconds they took."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = time.perf_counter()
     with (folder / "run.log").open("w") as log:
@@ -149,8 +150,28 @@ def run_one(name: str, seed: int, work: Path, threads: int) -> dict[str, Any]:
                 [sys.executable, "-m", f"pipeline.{stage}"], cwd=folder, env=env, stdout=log, stderr=log
             )
             if proc.returncode:
-                raise RuntimeError(f"{name} seed {seed}: {stage} exited {proc.returncode}; see {folder / 'run.log'}")
-    return figures(folder, name, seed, time.perf_counter() - started)
+                raise RuntimeError(f"{label}: {stage} exited {proc.returncode}; see {folder / 'run.log'}")
+    return time.perf_counter() - started
+
+
+def run_side_by_side(
+    jobs: int, calls: list[Callable[[], dict[str, Any]]], results: list[dict[str, Any]], path: Path, show: Callable
+) -> None:
+    """Run `calls` `jobs` at a time; each result is appended and written to `path` (in call
+    order) as it comes, and the table printed."""
+    with ThreadPoolExecutor(jobs) as pool:
+        for future in [pool.submit(call) for call in calls]:
+            results.append(future.result())
+            write_json(path, results)
+            print(show(results), flush=True)
+
+
+def run_one(name: str, seed: int, work: Path, threads: int) -> dict[str, Any]:
+    """Train and evaluate one run in its own folder; its figures."""
+    folder = work / f"{name}-s{seed}"
+    prepare(folder, {**cpu_demo(), **RUNS[name], "train.seed": str(seed)})
+    seconds = train_and_evaluate(folder, threads, f"{name} seed {seed}")
+    return figures(folder, name, seed, seconds)
 
 
 def figures(folder: Path, name: str, seed: int, seconds: float | None) -> dict[str, Any]:
@@ -261,12 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted({n for n, _ in todo} - set(RUNS))
     if unknown:
         raise SystemExit(f"unknown run(s): {', '.join(unknown)} (known: {', '.join(RUNS)})")
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, n, s, args.work, args.threads) for n, s in todo]
-        for future in futures:
-            results.append(future.result())
-            write_json(args.results, results)
-            print(table(results), flush=True)
+    calls = [functools.partial(run_one, n, s, args.work, args.threads) for n, s in todo]
+    run_side_by_side(args.jobs, calls, results, args.results, table)
     return 0
 
 

@@ -18,17 +18,14 @@ the same overall, plus wall time.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.decoders import cpu_demo, prepare
-from pipeline.common.atomic import write_json
+from benchmarks.decoders import cpu_demo, prepare, run_side_by_side, train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,18 +81,7 @@ def run_one(balance: float, seed: int, data: Path, work: Path, threads: int) -> 
     """Train and evaluate one run in its own folder; its figures."""
     folder = work / f"balance{balance:g}-s{seed}"
     prepare(folder, overrides(balance, seed), data=data)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    started = time.perf_counter()
-    with (folder / "run.log").open("w") as log:
-        for stage in ("train", "evaluate"):
-            proc = subprocess.run(
-                [sys.executable, "-m", f"pipeline.{stage}"], cwd=folder, env=env, stdout=log, stderr=log
-            )
-            if proc.returncode:
-                raise RuntimeError(
-                    f"balance {balance:g} seed {seed}: {stage} exited {proc.returncode}; see {folder / 'run.log'}"
-                )
-    return figures(folder, balance, seed, time.perf_counter() - started)
+    return figures(folder, balance, seed, train_and_evaluate(folder, threads, f"balance {balance:g} seed {seed}"))
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -141,12 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     done = {(r["balance"], r["seed"]) for r in results}
     todo = [(float(b), int(s)) for b in args.balances.split(",") for s in args.seeds.split(",")]
     todo = [(b, s) for b, s in todo if (b, s) not in done]
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_one, b, s, args.data.resolve(), args.work, args.threads) for b, s in todo]
-        for future in futures:
-            results.append(future.result())
-            write_json(args.results, results)
-            print(table(results), flush=True)
+    calls = [functools.partial(run_one, b, s, args.data.resolve(), args.work, args.threads) for b, s in todo]
+    run_side_by_side(args.jobs, calls, results, args.results, table)
     return 0
 
 
