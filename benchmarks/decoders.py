@@ -21,7 +21,9 @@ against the validation set's vocoded truth.
 `--step-cost`: seconds per training step of the demo's autoregressive configuration with each
 run's remedies, on the same preloaded demo batches in one process, the configurations
 alternated twice so that a drift in the machine's speed favours none; scheduled sampling is
-timed at its full probability (after its ramp). Written to benchmarks/results/decoders_step_cost.json.
+timed at its full probability (after its ramp). Written next to --results with `_step_cost` added
+to its name (by default benchmarks/results/decoders_step_cost.json), so a measurement of other runs
+can be kept beside the earlier one with `--results benchmarks/results/OTHER.json`.
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ DEMO_AR = RUNS["ar-r3-sampling-full-2800"]
 RUNS["ar-demo-no-aligned"] = {**DEMO_AR, "model.aligned_conditioning": "false"}
 RUNS["ar-demo-no-sampling"] = {**DEMO_AR, "train.scheduled_sampling": "0"}
 RUNS["ar-demo-r2"] = {**DEMO_AR, "model.reduction": "2"}
+# Issue 16's levers at the demo's configuration, one at a time: attention dropout off (the fused
+# CPU attention kernel runs; a cheaper step if it costs no quality) and the learning rate
+# `hamgara lr-find` suggested for it (1.6e-3 / 1.8e-3 on seeds 1234 / 7; their mean).
+RUNS["ar-demo-no-attention-dropout"] = {**DEMO_AR, "model.attention_dropout": "0"}
+RUNS["ar-demo-lr-find"] = {**DEMO_AR, "train.lr": "1.7e-3"}
 
 
 def cpu_demo(checkout: Path = REPO) -> dict[str, str]:
@@ -196,6 +203,11 @@ def figures(folder: Path, name: str, seed: int, seconds: float | None) -> dict[s
     return row
 
 
+def step_cost_path(results: Path) -> Path:
+    """Where --step-cost writes: beside the run results, named after them."""
+    return results.with_name(f"{results.stem}_step_cost.json")
+
+
 def step_cost(runs: list[str], steps: int) -> dict[str, Any]:
     """Mean seconds per training step of each run's configuration and the ratio to the first."""
     import copy
@@ -266,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.step_cost:
         cost = step_cost(args.runs.split(","), args.steps)
-        write_json(args.results.with_name("decoders_step_cost.json"), cost)
+        write_json(step_cost_path(args.results), cost)
         print(json.dumps(cost, indent=1))
         return 0
     results: list[dict[str, Any]] = json.loads(args.results.read_text()) if args.results.is_file() else []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
-from benchmarks.decoders import REMEDIES, RUNS, cpu_demo, set_param
+from benchmarks.decoders import REMEDIES, RUNS, cpu_demo, set_param, step_cost_path
 from helpers import committed_params
 
 
@@ -35,6 +37,8 @@ def test_each_ablation_of_the_demo_changes_exactly_one_thing_of_its_configuratio
         "ar-demo-no-aligned": {"model.aligned_conditioning": "false"},
         "ar-demo-no-sampling": {"train.scheduled_sampling": "0"},
         "ar-demo-r2": {"model.reduction": "2"},
+        "ar-demo-no-attention-dropout": {"model.attention_dropout": "0"},
+        "ar-demo-lr-find": {"train.lr": "1.7e-3"},
     }
     for name, change in expected.items():
         assert {k: v for k, v in RUNS[name].items() if demo.get(k) != v} == change, name
@@ -47,3 +51,10 @@ def test_overrides_are_written_as_dvc_would() -> None:
     set_param(params, "model.aligned_conditioning", "true")
     assert params["train"]["lr"] == 0.001 and params["model"]["aligned_conditioning"] is True
     yaml.safe_dump(params)
+
+
+def test_step_cost_keeps_the_default_file_and_names_another_after_its_results() -> None:
+    # The committed decoders_step_cost.json must not be overwritten by a measurement of other runs.
+    results = Path("benchmarks/results")
+    assert step_cost_path(results / "decoders.json") == results / "decoders_step_cost.json"
+    assert step_cost_path(results / "issue16.json") == results / "issue16_step_cost.json"
