@@ -32,7 +32,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -98,13 +97,21 @@ RUNS["ar-demo-no-attention-dropout"] = {**DEMO_AR, "model.attention_dropout": "0
 RUNS["ar-demo-lr-find"] = {**DEMO_AR, "train.lr": "1.7e-3"}
 
 
+def setup_array(name: str, checkout: Path = REPO) -> dict[str, str]:
+    """A KEY=VALUE array of that checkout's setup.sh, read by bash itself (items may carry quotes)."""
+    # From the line that opens the array to the one that closes it (an array may span lines).
+    lines = f"awk '/^{name}=\\(/{{f=1}} f{{print}} f && /\\)[[:space:]]*$/{{exit}}' setup.sh"
+    script = f'source <({lines}); printf "%s\\n" "${{{name}[@]}}"'
+    out = subprocess.run(["bash", "-c", script], cwd=checkout, capture_output=True, text=True, check=True).stdout
+    if not out.strip():
+        raise SystemExit(f"{checkout / 'setup.sh'} has no {name}=(...) array")
+    return dict(item.split("=", 1) for item in out.splitlines())
+
+
 def cpu_demo(checkout: Path = REPO) -> dict[str, str]:
     """That checkout's setup.sh CPU_DEMO array as key -> value (the one place the demo budget
     is written)."""
-    body = re.search(r"CPU_DEMO=\((.*?)\)", (checkout / "setup.sh").read_text(encoding="utf-8"), re.S)
-    if body is None:
-        raise SystemExit(f"{checkout / 'setup.sh'} has no CPU_DEMO=(...) array")
-    return dict(item.split("=", 1) for item in body.group(1).split())
+    return setup_array("CPU_DEMO", checkout)
 
 
 def set_param(params: dict[str, Any], key: str, value: str) -> None:
@@ -162,7 +169,11 @@ def train_and_evaluate(folder: Path, threads: int, label: str) -> float:
 
 
 def run_side_by_side(
-    jobs: int, calls: list[Callable[[], dict[str, Any]]], results: list[dict[str, Any]], path: Path, show: Callable
+    jobs: int,
+    calls: list[Callable[[], dict[str, Any]]],
+    results: list[dict[str, Any]],
+    path: Path,
+    show: Callable[[list[dict[str, Any]]], str],
 ) -> None:
     """Run `calls` `jobs` at a time; each result is appended and written to `path` (in call
     order) as it comes, and the table printed."""

@@ -20,25 +20,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.decoders import cpu_demo, prepare, run_side_by_side, train_and_evaluate
+from benchmarks.decoders import cpu_demo, prepare, run_side_by_side, setup_array, train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def setup_array(name: str, checkout: Path = REPO) -> dict[str, str]:
-    """A KEY=VALUE array of that checkout's setup.sh, read by bash itself (items may carry quotes)."""
-    # From the line that opens the array to the one that closes it (an array may span lines).
-    lines = f"awk '/^{name}=\\(/{{f=1}} f{{print}} f && /\\)[[:space:]]*$/{{exit}}' setup.sh"
-    script = f'source <({lines}); printf "%s\\n" "${{{name}[@]}}"'
-    out = subprocess.run(["bash", "-c", script], cwd=checkout, capture_output=True, text=True, check=True).stdout
-    if not out.strip():
-        raise SystemExit(f"{checkout / 'setup.sh'} has no {name}=(...) array")
-    return dict(item.split("=", 1) for item in out.splitlines())
 
 
 def overrides(balance: float, seed: int) -> dict[str, str]:

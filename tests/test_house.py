@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.decoders import cpu_demo
 from helpers import REPO, committed_params
 from model.config import LOSS_TERMS
 from pipeline import config as cfg
@@ -222,11 +223,7 @@ def test_a_typo_in_train_is_refused_with_a_suggestion() -> None:
 
 def demo_overrides() -> dict[str, str]:
     """The `-S key=value` overrides `./setup.sh repro` passes to `dvc exp run` (its CPU_DEMO array)."""
-    text = (REPO / "setup.sh").read_text(encoding="utf-8")
-    body = re.search(r"CPU_DEMO=\((.*?)\)", text, re.S)
-    assert body, "setup.sh has no CPU_DEMO=(...) array"
-    pairs = [item.split("=", 1) for item in body.group(1).split()]
-    return dict(pairs)
+    return cpu_demo(REPO)
 
 
 def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(

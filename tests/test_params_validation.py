@@ -20,7 +20,7 @@ import yaml
 from dvc.utils.hydra import apply_overrides
 from test_house import demo_overrides
 
-from benchmarks.speaker_balance import setup_array
+from benchmarks.decoders import setup_array
 from helpers import committed_params
 from pipeline import config as cfg
 from pipeline.config import ConfigError, check_params, load_params

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.speaker_balance import figures, overrides, setup_array, table
+from benchmarks.decoders import setup_array
+from benchmarks.speaker_balance import figures, overrides, table
 
 
 def test_a_run_is_the_multi_speaker_demo_with_its_balance_and_seed() -> None:
