@@ -26,6 +26,12 @@ def test_a_run_trains_logs_and_saves_checkpoints(tiny_store, tmp_path, params) -
     assert ckpt["symbols"] and ckpt["mel_mean"] and ckpt["model_config"]["decoder"] == "autoregressive"
 
 
+def test_the_last_step_is_validated_when_max_steps_is_not_a_multiple_of_val_every(tiny_store, tmp_path, params) -> None:
+    # val_every 10 > max_steps 5: without the final validation there would be no best.pt at all
+    fit(tiny_store, tiny_params(params, val_every=10, max_steps=5), tmp_path / "m", tmp_path / "live", progress=False)
+    assert torch.load(tmp_path / "m" / "best.pt", weights_only=True)["step"] == 5
+
+
 def test_an_interrupted_run_resumes_to_the_same_weights(tiny_store, tmp_path, params) -> None:
     p = tiny_params(params)
     fit(tiny_store, p, tmp_path / "a", tmp_path / "live_a", progress=False)

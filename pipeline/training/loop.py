@@ -506,7 +506,11 @@ class TrainingRun:
             for k, v in log.items():
                 if np.isfinite(v):
                     self.live.log_metric(f"train/{k}", v)
-        if self.val_batches and self.trainer.step % self.cfg.val_every == 0:
+        # The last step is validated too: a run whose max_steps is not a multiple of val_every
+        # (a short `-S train.max_steps=100`, a "train longer" resume) would otherwise end with
+        # its last val_every steps unjudged, or with no best.pt at all.
+        due = self.trainer.step % self.cfg.val_every == 0 or self.trainer.step == self.cfg.max_steps
+        if self.val_batches and due:
             self._validate_and_save()
         if self.live is not None:
             self.live.next_step()
