@@ -21,7 +21,9 @@
    each, so the curve costs one run, not one per point.
 
 Per run: the points (step, train seconds, WER gap, MCD), the first step and train seconds at
-which the WER gap is at most `--target` (issue 18: 0.25), and the last point. Results in
+which the WER gap is at most `--target` (issue 18: 0.25), and the last point. `--stop-at-target`
+ends a run there: the question is how many steps each method needs, and a fine-tune that is done
+at its first point would otherwise spend the scratch run's whole budget. Results in
 benchmarks/results/finetune.json, written after every run; a rerun skips finished runs.
 """
 
@@ -158,8 +160,10 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
     if job["method"] == "finetune":
         shutil.copy(job["base"], folder / "pretrained" / "base.pt")
     env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "MKL_NUM_THREADS": str(job["threads"])}
-    points = []
+    points: list[dict[str, Any]] = []
     for step in job["eval_at"]:
+        if job["stop_at_target"] and first_reaching(points, job["target"]):
+            break  # the step count to the target is known; more steps only cost time
         params = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
         set_param(params, "train.max_steps", str(step))
         (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
@@ -170,7 +174,7 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
         points.append(
             {"step": step, "train_seconds": live.get("wall_seconds"), "wer_gap": ev["wer"]["gap"], "mcd": ev["mcd"]}
         )
-    reached = next((p for p in points if p["wer_gap"] is not None and p["wer_gap"] <= job["target"]), None)
+    reached = first_reaching(points, job["target"])
     return {
         "minutes": job["minutes"],
         "method": job["method"],
@@ -181,6 +185,11 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
         "seconds_to_target": reached["train_seconds"] if reached else None,
         "final": points[-1],
     }
+
+
+def first_reaching(points: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
+    """The first evaluated point whose WER gap is at most `target` (None if none is)."""
+    return next((p for p in points if p["wer_gap"] is not None and p["wer_gap"] <= target), None)
 
 
 def table(results: list[dict[str, Any]], target: float) -> str:
@@ -211,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1234,7")
     ap.add_argument("--eval-at", default="250,500,1000,2000", help="steps at which each run is evaluated")
     ap.add_argument("--target", type=float, default=0.25, help="WER gap above vocoded truth that counts as reached")
+    ap.add_argument(
+        "--stop-at-target",
+        action="store_true",
+        help="end a run at the first eval point that reaches --target (its later points are not measured)",
+    )
     ap.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every run (after the rest)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -247,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                         "model": model,
                         "eval_at": [int(s) for s in args.eval_at.split(",")],
                         "target": args.target,
+                        "stop_at_target": args.stop_at_target,
                         "threads": args.threads,
                         "sets": dict(item.split("=", 1) for item in args.sets),
                     }

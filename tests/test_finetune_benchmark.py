@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import soundfile as sf
 
-from benchmarks.finetune import choose, subset
+from benchmarks.finetune import choose, first_reaching, subset
 from helpers import write_corpus
 from pipeline.features.split import VAL, split_of
 
@@ -40,3 +40,9 @@ def test_a_subset_is_a_corpus_of_exactly_those_rows(corpus, tmp_path) -> None:
     out = subset(corpus, rows, tmp_path / "sub")
     assert (out / "metadata.csv").read_text().splitlines() == ["|".join(r) for r in rows]
     assert sorted(p.stem for p in (out / "wavs").iterdir()) == sorted(r[0] for r in rows)
+
+
+def test_the_first_point_at_or_under_the_target_is_the_one_reached() -> None:
+    points = [{"step": 100, "wer_gap": 0.6}, {"step": 250, "wer_gap": None}, {"step": 500, "wer_gap": 0.25}]
+    assert first_reaching(points, 0.25) == points[2]  # at the target counts; an unscored point does not
+    assert first_reaching(points[:2], 0.25) is None
