@@ -3,7 +3,7 @@
 Trains the acoustic model with the documented recipe (pipeline/training/step.py, driven by
 pipeline/training/loop.py), logging every loss term raw and weighted, the adaptive weights, LR,
 gradient norm, frames/s and padding share to dvclive, validating every train.val_every
-steps. Stop it any time (Ctrl-C, SIGTERM): models/last.pt is saved and the next run resumes
+steps and at the last. Stop it any time (Ctrl-C, SIGTERM): models/last.pt is saved and the next run resumes
 exactly, as long as the model, data and training params are unchanged.
 
 Data parallel on N GPUs (or CPU processes): torchrun --nproc_per_node N -m pipeline.train
