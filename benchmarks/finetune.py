@@ -18,13 +18,16 @@
    its checkpoint) and the seed. `finetune` adds `train.init_from=pretrained/base.pt` and the
    preset `FINETUNE`; `scratch` starts from random weights. Both train to each `--eval-at` step in
    turn (a larger train.max_steps resumes the finished run: "train longer"), and evaluate after
-   each, so the curve costs one run, not one per point.
+   each — the weights of that step (`models/last.pt`), not best.pt — so the curve costs one run,
+   not one per point.
 
 Per run: the points (step, train seconds, WER gap, MCD), the first step and train seconds at
 which the WER gap is at most `--target` (issue 18: 0.25), and the last point. `--stop-at-target`
 ends a run there: the question is how many steps each method needs, and a fine-tune that is done
 at its first point would otherwise spend the scratch run's whole budget. Results in
-benchmarks/results/finetune.json, written after every run; a rerun skips finished runs.
+benchmarks/results/finetune.json, written after every run; a rerun skips finished runs, except
+that more `--eval-at` steps extend a run that has not reached the target: it trains on from its
+last point (its folder's last.pt) and keeps the points already measured.
 """
 
 from __future__ import annotations
@@ -153,15 +156,28 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (size, method, seed) to each eval point and evaluate there; its figures."""
     folder: Path = job["folder"]
     overrides = {**cpu_demo(), **job["model"], "train.seed": str(job["seed"]), "data.corpus": job["corpus"]}
+    # Each point scores the weights of that step: best.pt is chosen by the teacher-forced loss,
+    # which scheduled sampling's ramp makes worse while free-running speech gets better (issue 15),
+    # so it can stay at an early step and the curve would not say when the target was reached.
+    overrides["eval.checkpoint"] = "models/last.pt"
     if job["method"] == "finetune":
         overrides.update({**FINETUNE, "train.init_from": "pretrained/base.pt"})
     overrides.update(job["sets"])
-    prepare(folder, overrides, data=job["size_folder"] / "data")
-    if job["method"] == "finetune":
-        shutil.copy(job["base"], folder / "pretrained" / "base.pt")
+    points: list[dict[str, Any]] = list(job["prior"]["points"]) if job["prior"] else []
+    if job["prior"]:
+        # Extending a finished run: its folder holds last.pt at its last point; train resumes
+        # from there ("train longer") and the points already measured are kept.
+        overrides = job["prior"]["overrides"]
+        if not (folder / "models" / "last.pt").is_file():
+            raise SystemExit(f"{folder}: no models/last.pt to extend; remove its entry from the results to rerun it")
+    else:
+        prepare(folder, overrides, data=job["size_folder"] / "data")
+        if job["method"] == "finetune":
+            shutil.copy(job["base"], folder / "pretrained" / "base.pt")
     env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "MKL_NUM_THREADS": str(job["threads"])}
-    points: list[dict[str, Any]] = []
     for step in job["eval_at"]:
+        if points and step <= points[-1]["step"]:
+            continue
         if job["stop_at_target"] and first_reaching(points, job["target"]):
             break  # the step count to the target is known; more steps only cost time
         params = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
@@ -185,6 +201,14 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
         "seconds_to_target": reached["train_seconds"] if reached else None,
         "final": points[-1],
     }
+
+
+def extends(prior: dict[str, Any], eval_at: list[int], target: float, stop_at_target: bool) -> bool:
+    """Whether a finished run has points still to measure: eval steps past its last one, unless
+    it already reached the target and runs stop there."""
+    if stop_at_target and first_reaching(prior["points"], target):
+        return False
+    return max(eval_at) > prior["points"][-1]["step"]
 
 
 def first_reaching(points: list[dict[str, Any]], target: float) -> dict[str, Any] | None:
@@ -241,13 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     corpus = build_voice(args.work, args.voice, args.voice_seed, args.utterances)
     model = base_overrides(args.base)
-    done = {(r["minutes"], r["method"], r["seed"]) for r in results}
+    done = {(r["minutes"], r["method"], r["seed"]): r for r in results}
     jobs = []
     for minutes in [float(m) for m in args.minutes.split(",")]:
         size_folder = prepare_size(args.work, corpus, minutes, args.threads * args.jobs)
         for method in args.methods.split(","):
             for seed in [int(s) for s in args.seeds.split(",")]:
-                if (minutes, method, seed) in done:
+                eval_at = [int(s) for s in args.eval_at.split(",")]
+                prior = done.get((minutes, method, seed))
+                if prior and not extends(prior, eval_at, args.target, args.stop_at_target):
                     continue
                 jobs.append(
                     {
@@ -259,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                         "corpus": str(args.work / f"corpus-{minutes:g}min"),
                         "base": args.base,
                         "model": model,
-                        "eval_at": [int(s) for s in args.eval_at.split(",")],
+                        "eval_at": eval_at,
+                        "prior": prior,
                         "target": args.target,
                         "stop_at_target": args.stop_at_target,
                         "threads": args.threads,
@@ -269,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         for result in pool.map(one_run, jobs):
-            results.append(result)
+            key = (result["minutes"], result["method"], result["seed"])
+            results = [r for r in results if (r["minutes"], r["method"], r["seed"]) != key] + [result]
             write_json(args.results, results)
             print(table(results, args.target), flush=True)
     print(f"{len(jobs)} runs in {time.perf_counter() - started:.0f} s -> {args.results}")

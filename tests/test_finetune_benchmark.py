@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import soundfile as sf
 
-from benchmarks.finetune import choose, first_reaching, subset
+from benchmarks.finetune import choose, extends, first_reaching, subset
 from helpers import write_corpus
 from pipeline.features.split import VAL, split_of
 
@@ -46,3 +46,12 @@ def test_the_first_point_at_or_under_the_target_is_the_one_reached() -> None:
     points = [{"step": 100, "wer_gap": 0.6}, {"step": 250, "wer_gap": None}, {"step": 500, "wer_gap": 0.25}]
     assert first_reaching(points, 0.25) == points[2]  # at the target counts; an unscored point does not
     assert first_reaching(points[:2], 0.25) is None
+
+
+def test_more_eval_steps_extend_a_run_only_until_it_reaches_the_target() -> None:
+    unreached = {"points": [{"step": 500, "wer_gap": 0.4}, {"step": 1000, "wer_gap": 0.31}]}
+    reached = {"points": [{"step": 500, "wer_gap": 0.3}, {"step": 1000, "wer_gap": 0.14}]}
+    assert extends(unreached, [100, 1000, 4000], 0.25, stop_at_target=True)
+    assert not extends(unreached, [100, 1000], 0.25, stop_at_target=True)  # nothing past its last point
+    assert not extends(reached, [100, 1000, 4000], 0.25, stop_at_target=True)
+    assert extends(reached, [100, 1000, 4000], 0.25, stop_at_target=False)
