@@ -53,9 +53,12 @@ from pipeline.common.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("finetune", "scratch")
-# The fine-tuning preset: what a fine-tune changes beyond init_from. Shorter warm-up (the base's
-# weights need no careful start), the demo's LR otherwise. Chosen to be measured, not assumed.
-FINETUNE = {"train.warmup_steps": "50"}
+# The fine-tuning preset: what a fine-tune changes beyond init_from (README, "Fine-tuning a new
+# voice", has the measurement). A short warm-up: the base's weights need no careful start. Scheduled
+# sampling at full probability from the first step: a warm start resets the step count, so the
+# ramp would start over and the base, which ended its training on its own predictions, would be
+# taught teacher-forced again (exposure bias, issue 15).
+FINETUNE = {"train.warmup_steps": "50", "train.scheduled_sampling_steps": "0"}
 
 
 def build_voice(work: Path, voice: str, seed: int, utterances: int) -> Path:

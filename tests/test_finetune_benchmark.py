@@ -1,12 +1,14 @@
-"""benchmarks/finetune.py: every size is scored on the same held-out utterances."""
+"""benchmarks/finetune.py: the same held-out utterances in every size, when a run has reached the target, and the preset the README documents."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import soundfile as sf
 
-from benchmarks.finetune import choose, extends, first_reaching, subset
-from helpers import write_corpus
+from benchmarks.finetune import FINETUNE, choose, extends, first_reaching, subset
+from helpers import REPO, write_corpus
 from pipeline.features.split import VAL, split_of
 
 
@@ -55,3 +57,13 @@ def test_more_eval_steps_extend_a_run_only_until_it_reaches_the_target() -> None
     assert not extends(unreached, [100, 1000], 0.25, stop_at_target=True)  # nothing past its last point
     assert not extends(reached, [100, 1000, 4000], 0.25, stop_at_target=True)
     assert extends(reached, [100, 1000, 4000], 0.25, stop_at_target=False)
+
+
+def test_the_readme_documents_the_measured_fine_tuning_preset() -> None:
+    # The preset is what the benchmark measured; the README's command must be that preset, so a
+    # change to one without the other fails here.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Fine-tuning a new voice") :].split("\n## ", 1)[0]
+    line = next(line for line in section.splitlines() if line.rstrip().endswith("# the fine-tuning preset"))
+    documented = dict(item.split("=", 1) for item in re.findall(r"-S (\S+)", line))
+    assert documented == {"data.corpus": "/path/to/new_voice", "train.init_from": "pretrained/base.pt", **FINETUNE}
