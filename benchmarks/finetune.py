@@ -155,9 +155,8 @@ def prepare_size(work: Path, corpus: Path, minutes: float, threads: int) -> Path
     return folder
 
 
-def one_run(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one (size, method, seed) to each eval point and evaluate there; its figures."""
-    folder: Path = job["folder"]
+def run_overrides(job: dict[str, Any]) -> dict[str, str]:
+    """A new run's params: the CPU demo, the base's shape, its seed and corpus, its method."""
     overrides = {**cpu_demo(), **job["model"], "train.seed": str(job["seed"]), "data.corpus": job["corpus"]}
     # Each point scores the weights of that step: best.pt is chosen by the teacher-forced loss,
     # which scheduled sampling's ramp makes worse while free-running speech gets better (issue 15),
@@ -166,14 +165,20 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
     if job["method"] == "finetune":
         overrides.update({**FINETUNE, "train.init_from": "pretrained/base.pt"})
     overrides.update(job["sets"])
-    points: list[dict[str, Any]] = list(job["prior"]["points"]) if job["prior"] else []
+    return overrides
+
+
+def one_run(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one (size, method, seed) to each eval point and evaluate there; its figures."""
+    folder: Path = job["folder"]
     if job["prior"]:
         # Extending a finished run: its folder holds last.pt at its last point; train resumes
-        # from there ("train longer") and the points already measured are kept.
-        overrides = job["prior"]["overrides"]
+        # from there ("train longer") with the run's own params, and its points are kept.
+        overrides, points = job["prior"]["overrides"], list(job["prior"]["points"])
         if not (folder / "models" / "last.pt").is_file():
             raise SystemExit(f"{folder}: no models/last.pt to extend; remove its entry from the results to rerun it")
     else:
+        overrides, points = run_overrides(job), []
         prepare(folder, overrides, data=job["size_folder"] / "data")
         if job["method"] == "finetune":
             shutil.copy(job["base"], folder / "pretrained" / "base.pt")
@@ -269,12 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     corpus = build_voice(args.work, args.voice, args.voice_seed, args.utterances)
     model = base_overrides(args.base)
     done = {(r["minutes"], r["method"], r["seed"]): r for r in results}
+    eval_at = [int(step) for step in args.eval_at.split(",")]
     jobs = []
     for minutes in [float(m) for m in args.minutes.split(",")]:
         size_folder = prepare_size(args.work, corpus, minutes, args.threads * args.jobs)
         for method in args.methods.split(","):
             for seed in [int(s) for s in args.seeds.split(",")]:
-                eval_at = [int(s) for s in args.eval_at.split(",")]
                 prior = done.get((minutes, method, seed))
                 if prior and not extends(prior, eval_at, args.target, args.stop_at_target):
                     continue
