@@ -1,0 +1,51 @@
+"""benchmarks/cuda_check.py, the script a lent GPU runs: its sections run on the CPU too (on the
+tiny store), so a broken section is caught here, not in the few minutes a GPU is lent."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from benchmarks.cuda_check import PRECISIONS, Report, precision_agreement, step_times, with_demo_overrides
+from benchmarks.decoders import cpu_demo
+from helpers import committed_params
+
+
+def test_the_checked_configuration_is_the_demos() -> None:
+    params = with_demo_overrides(committed_params())
+    assert params["train"]["max_steps"] == int(cpu_demo()["train.max_steps"])
+    assert params["model"]["reduction"] == int(cpu_demo()["model.reduction"])
+
+
+def test_every_precision_of_the_gpu_check_is_named_for_its_device() -> None:
+    # cuda_fp16 is the path of a GPU without bf16 (GradScaler on): it must stay in the check.
+    assert {name.split("_")[0] for name in PRECISIONS} == {"cuda", "cpu"}
+    assert PRECISIONS["cuda_fp16"] == ("cuda", True, False)
+
+
+def test_precision_agreement_runs_real_steps_and_compares_against_the_reference(tiny_store) -> None:
+    params = with_demo_overrides(committed_params())
+    params["train"]["device"] = "cpu"
+    out = precision_agreement(params, tiny_store, 2, ["cpu_fp32"])
+    run = out["runs"]["cpu_fp32"]
+    assert len(run["losses"]) == 2 and run["all_finite"] and run["skipped_steps"] == 0
+    assert math.isfinite(run["initial_eval_loss"]) and run["initial_eval_rel_diff"] == 0.0
+
+
+def test_step_times_times_each_batch_twice(tiny_store) -> None:
+    params = with_demo_overrides(committed_params())
+    params["train"]["device"] = "cpu"
+    out = step_times(params, tiny_store, "parallel", False, True, 2, profile=False)
+    assert len(out["first_pass"]) == len(out["second_pass"]) == 2
+    assert all(t > 0 for t in out["first_pass"] + out["second_pass"])
+
+
+def test_a_failing_section_is_recorded_and_the_next_still_runs(tmp_path) -> None:
+    report = Report(tmp_path / "check.json", budget=60.0)
+    report.section("broken", lambda: 1 / 0)
+    report.section("fine", lambda: {"x": 1})
+    report.section("late", lambda: None, needs=1e9)
+    data = json.loads((tmp_path / "check.json").read_text())["sections"]
+    assert "ZeroDivisionError" in data["broken"]["error"]
+    assert data["fine"]["result"] == {"x": 1}
+    assert "skipped" in data["late"]
