@@ -12,6 +12,24 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+# Every fused attention backend but cuDNN's. Under bf16/fp16 on a GPU torch prefers cuDNN's,
+# which builds a graph for each new input shape: ~300 ms per call the first time a shape is
+# seen, measured on an H200 (benchmarks/cuda_check.py, README "The CUDA path, measured"), and
+# with length-bucketed batches nearly every step brings new shapes, so mixed precision trained
+# ten times slower than fp32. The others need no per-shape set-up. On the CPU nothing changes:
+# its backends (flash, math) are both in the list.
+_SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def fused_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, dropout: float
+) -> torch.Tensor:
+    """torch's scaled_dot_product_attention with a boolean mask (True = may attend), through
+    the backends of `_SDPA_BACKENDS`."""
+    with sdpa_kernel(_SDPA_BACKENDS):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
@@ -93,7 +111,7 @@ class MultiHeadAttention(nn.Module):
         allowed = allowed.unsqueeze(1) if allowed.dim() == 3 else allowed
         allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
         p = self.dropout.p if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        out = fused_attention(q, k, v, allowed, p)
         return self.out(self._merge(out))
 
     def attend_local(self, x: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
@@ -119,7 +137,7 @@ class MultiHeadAttention(nn.Module):
         allowed = band & real[:, :, None, :]  # [B, blocks, w, 3w]
         allowed = (allowed | ~allowed.any(dim=-1, keepdim=True)).unsqueeze(1)
         p = self.dropout.p if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+        out = fused_attention(q, k, v, allowed, p)
         return self.out(self._merge(out.reshape(b, self.heads, blocks * w, self.d_head)[:, :, :t]))
 
     @staticmethod

@@ -122,6 +122,25 @@ def test_fused_self_attention_equals_the_attention_that_returns_weights() -> Non
         assert torch.isfinite(got).all()  # padded queries too: callers mask them, NaN would leak
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_attention_never_runs_with_the_cudnn_backend_enabled(decoder: str, monkeypatch) -> None:
+    # cuDNN's attention builds a graph per new shape: on a GPU under bf16 that made every
+    # length-bucketed step ~300 ms slower (benchmarks/cuda_check.py). A CPU cannot run that
+    # backend, but it can see the switch that torch consults when choosing it.
+    seen: list[bool] = []
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+        return real_sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    model = model_for(decoder).train()
+    model(make_batch([6, 11], [14, 31])).mel_post.sum().backward()
+    assert seen and not any(seen)
+    assert torch.backends.cuda.cudnn_sdp_enabled()  # restored for everyone else afterwards
+
+
 @pytest.mark.parametrize("frames,window", [(7, 2), (12, 4), (5, 9), (1, 3)])
 def test_local_self_attention_equals_full_attention_under_a_banded_mask(frames: int, window: int) -> None:
     from model.layers import MultiHeadAttention
