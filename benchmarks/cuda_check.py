@@ -22,6 +22,10 @@ after each, so a run cut short keeps what it measured):
 4. lr-find on the GPU (the demo's configuration): its suggestion and seconds.
 5. throughput: benchmarks/train_throughput.py's measurement for each decoder x size x precision
    at `--batch-size`, plus the GPU-trained checkpoint's synthesis real-time factor.
+On request (`--sections ...,step_times`): each of `--probes` (decoder:amp:cudnn:profile) in a fresh
+process times twelve steps on batch shapes it has not seen, then the same again, with
+torch.profiler's top operators of the first steps: what a new shape costs under each precision
+(it found the cuDNN attention backend's per-shape set-up; README, "The CUDA path, measured").
 Sections past `--budget` seconds are skipped and said so. Prints a short table last.
 """
 
@@ -342,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         default="environment,precision,train_stage,lr_find,throughput,synthesis",
         help="which to run, of those and step_times (first-seen against repeated shapes per precision)",
     )
-    ap.add_argument("--probes", default="autoregressive:1:1:1,autoregressive:1:0:0,autoregressive:0:1:0,parallel:1:1:1")
+    ap.add_argument(
+        "--probes",
+        default="autoregressive:1:1:1,autoregressive:1:0:0,autoregressive:0:1:0,parallel:1:1:1",
+        help="step_times: decoder:amp:cudnn:profile each (1 = on), comma-separated",
+    )
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # decoder:amp:cudnn:profile, one process
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a params override (as dvc -S)")
     args = ap.parse_args(argv)
