@@ -51,7 +51,8 @@ BEFORE: dict[str, str] = {
     "train.grad_accumulation": "1",
 }
 
-# The demo learning rate (setup.sh's CPU_DEMO), against params.yaml's 8e-5 for a long GPU run.
+# The demo's learning rate when the study ran (setup.sh's CPU_DEMO then; 1.7e-3 since), against
+# params.yaml's 8e-5 for a long GPU run.
 DEMO_LR = "1e-3"
 
 

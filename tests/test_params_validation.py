@@ -21,7 +21,7 @@ from dvc.utils.hydra import apply_overrides
 from test_house import demo_overrides
 
 from benchmarks.decoders import setup_array
-from helpers import committed_params
+from helpers import REPO, committed_params
 from pipeline import config as cfg
 from pipeline.config import ConfigError, check_params, load_params
 from pipeline.demo.sentences import MAX_SUPPORTED_WORDS, MIN_SUPPORTED_WORDS
@@ -63,25 +63,46 @@ def numeric_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
 # --- what passes ----------------------------------------------------------------------------------
 
 
+def setup_sh_overrides(*arrays: str) -> list[str]:
+    """The KEY=VALUE items setup.sh's run_demo passes for these arrays, one per key (its own
+    last_value_per_key, run by bash)."""
+    import subprocess
+
+    script = 'source <(sed -n "/^last_value_per_key()/,/^}/p" setup.sh)\n'
+    for name in arrays:
+        script += f"source <(awk '/^{name}=\\(/{{f=1}} f{{print}} f && /\\)[[:space:]]*$/{{exit}}' setup.sh)\n"
+    script += "last_value_per_key " + " ".join(f'"${{{name}[@]}}"' for name in arrays)
+    done = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
+
+
+def test_setup_sh_passes_each_key_once_with_its_last_value() -> None:
+    items = setup_sh_overrides("CPU_DEMO", "MULTI_DEMO")
+    keys = [item.split("=", 1)[0] for item in items]
+    assert len(keys) == len(set(keys))
+    assert "train.lr=1e-3" in items and "train.lr=1.7e-3" not in items
+    assert keys[: len(setup_array("CPU_DEMO"))] == list(setup_array("CPU_DEMO"))  # first-seen order
+
+
 def test_every_committed_value_passes() -> None:
     check_params(committed_params())
 
 
 def test_the_cpu_demo_overrides_of_setup_sh_pass(tmp_path: Path) -> None:
-    # Applied the way `dvc exp run -S` applies them (train.lr=1e-3 becomes the float 0.001).
+    # Applied the way `dvc exp run -S` applies them (train.lr=1.7e-3 becomes the float 0.0017).
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(committed_params(), sort_keys=False), encoding="utf-8")
     apply_overrides(path, [f"{k}={v}" for k, v in demo_overrides().items()])
     params = load_params(path)
-    assert params["train"]["lr"] == 1e-3 and params["model"]["reduction"] == 3
+    assert params["train"]["lr"] == 1.7e-3 and params["model"]["reduction"] == 3
 
 
 def test_the_multi_speaker_demo_overrides_of_setup_sh_pass(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(committed_params(), sort_keys=False), encoding="utf-8")
-    multi = setup_array("MULTI_DEMO")
-    apply_overrides(path, [f"{k}={v}" for k, v in {**demo_overrides(), **multi}.items()])
+    apply_overrides(path, setup_sh_overrides("CPU_DEMO", "MULTI_DEMO"))
     params = load_params(path)
+    assert params["train"]["lr"] == 1e-3  # MULTI_DEMO's, over CPU_DEMO's 1.7e-3
     assert params["data"]["demo"]["extra_voices"] == ["kal_diphone:120", "ked_diphone:120"]
     assert params["data"]["speaker_regex"] == r"^(p\d+|demo)_"
     demo = cfg.data_config(params).demo
