@@ -410,16 +410,21 @@ def _print_table(sections: dict[str, Any]) -> None:
             print(f"{name}: {'skipped: ' + entry['skipped'] if 'skipped' in entry else 'ERROR'}")
     prec = sections.get("precision", {}).get("result")
     if prec:
-        print(
-            "\n| precision | dtype | scaler | initial loss rel. diff | last-10 loss | rel. diff | skipped | steps/s |"
+        head = ["precision", "dtype", "scaler", "initial loss rel. diff", "last-10 loss", "rel. diff", "skipped"]
+        _markdown_table(
+            [*head, "steps/s"],
+            [
+                [
+                    n,
+                    r["amp_dtype"],
+                    r["grad_scaler"],
+                    f"{r['initial_eval_rel_diff']:.2e}",
+                    f"{r['last10_mean_loss']:.4f}",
+                ]
+                + [f"{r['last10_rel_diff']:.3f}", r["skipped_steps"], f"{r['steps_per_s']:.2f}"]
+                for n, r in prec["runs"].items()
+            ],
         )
-        print("|---|---|---|---|---|---|---|---|")
-        for name, r in prec["runs"].items():
-            print(
-                f"| {name} | {r['amp_dtype']} | {r['grad_scaler']} | {r['initial_eval_rel_diff']:.2e} | "
-                f"{r['last10_mean_loss']:.4f} | {r['last10_rel_diff']:.3f} | {r['skipped_steps']} | "
-                f"{r['steps_per_s']:.2f} |"
-            )
     train = sections.get("train_stage", {}).get("result")
     if train:
         m = train.get("metrics", {}).get("train", {})
@@ -433,16 +438,24 @@ def _print_table(sections: dict[str, Any]) -> None:
         print(f"lr-find: rc {lr['returncode']}, suggested {lr.get('suggested_lr')}, {lr['wall_seconds']:.0f} s")
     rows = sections.get("throughput", {}).get("result") or []
     if rows:
-        print("\n| decoder | size | precision | steps/s | frames/s | peak GiB | util % |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(
-                f"| {r['decoder']} | {r['size']} | {r['amp_dtype']} | {r['steps_per_s']:.2f} | "
-                f"{r['frames_per_s']:,.0f} | {r.get('peak_memory_gib', 0):.2f} | {r.get('gpu_utilization')} |"
-            )
+        _markdown_table(
+            ["decoder", "size", "precision", "steps/s", "frames/s", "peak GiB", "util %"],
+            [
+                [r["decoder"], r["size"], r["amp_dtype"], f"{r['steps_per_s']:.2f}", f"{r['frames_per_s']:,.0f}"]
+                + [f"{r.get('peak_memory_gib', 0):.2f}", r.get("gpu_utilization")]
+                for r in rows
+            ],
+        )
     syn = sections.get("synthesis", {}).get("result")
     if syn:
         print(f"synthesis: model RTF {syn['rtf_model']:.4f} over {syn['utterances']} utterances")
+
+
+def _markdown_table(header: list[str], rows: list[list[Any]]) -> None:
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 if __name__ == "__main__":
