@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ import tarfile
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -50,7 +52,15 @@ import torch
 import yaml
 
 from benchmarks.decoders import cpu_demo, set_param
-from benchmarks.train_throughput import build_trainer, params_for, preload, sync, synthesis_rtf, time_training
+from benchmarks.train_throughput import (
+    build_trainer,
+    params_for,
+    preload,
+    sync,
+    synthesis_rtf,
+    time_training,
+    timed_steps,
+)
 from model.tts import TTSBatch
 from pipeline.common.atomic import write_json
 from pipeline.common.runtime import resolve_device
@@ -113,7 +123,7 @@ PRECISIONS: dict[str, tuple[str, bool, bool | None]] = {
 def _trainer_for(params: dict[str, Any], attrs: dict[str, Any], device: str, amp: bool, bf16: bool | None) -> Any:
     p = copy.deepcopy(params)
     p["train"]["mixed_precision"] = amp
-    patch = mock.patch("torch.cuda.is_bf16_supported", return_value=bf16) if bf16 is not None else mock.MagicMock()
+    patch = mock.patch("torch.cuda.is_bf16_supported", return_value=bf16) if bf16 is not None else nullcontext()
     with patch:
         return build_trainer(p, store_model_config(p, attrs), torch.device(device))
 
@@ -152,7 +162,7 @@ def precision_agreement(params: dict[str, Any], store: Path, steps: int, names: 
             "losses": losses,
             "grad_norms": norms,
             "skipped_steps": trainer.skipped,
-            "all_finite": all(x == x and abs(x) != float("inf") for x in losses),
+            "all_finite": all(math.isfinite(x) for x in losses),
             "last10_mean_loss": sum(losses[-10:]) / len(losses[-10:]),
             "steps_per_s": steps / (time.perf_counter() - t0),
         }
@@ -247,35 +257,18 @@ def step_times(
 ) -> dict[str, Any]:
     """Seconds of each of `count` training steps on batches this process has not seen, then of
     the same batches again: what a shape costs the first time under each precision. With
-    `profile`, torch.profiler's top operators by self CPU time over the first three steps."""
+    `profile`, the first three steps run under torch.profiler instead (its top operators by self
+    CPU time) and the first pass times the rest."""
     torch.backends.cudnn.enabled = cudnn
     attrs = FeatureStore(store).attrs
     p = params_for(params, decoder, "tiny", params["train"]["batch_size"], amp)
     batches = preload(store, TRAIN, p["train"]["batch_size"], p["train"]["seed"], count)
     trainer = build_trainer(p, store_model_config(p, attrs), resolve_device(p["train"]["device"]))
     on_device = [b.to(trainer.device) for b in batches]
-    passes: list[list[float]] = []
-    top: list[dict[str, Any]] = []
-    for pass_no in range(2):
-        times = []
-        for i, b in enumerate(on_device):
-            if profile and pass_no == 0 and i == 0:
-                from torch.profiler import ProfilerActivity
-                from torch.profiler import profile as torch_profile
-
-                with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                    for b3 in on_device[:3]:
-                        trainer.train_step([b3])
-                    sync(trainer.device)
-                events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
-                top = [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3, "calls": e.count} for e in events]
-                continue
-            sync(trainer.device)
-            t0 = time.perf_counter()
-            trainer.train_step([b])
-            sync(trainer.device)
-            times.append(time.perf_counter() - t0)
-        passes.append(times)
+    # The profiled steps see their shapes first, so the first pass times only the batches after them.
+    top = _profiled_steps(trainer, on_device[:3]) if profile else []
+    first = on_device[3:] if profile else on_device
+    passes = [[timed_steps(trainer, [b], trainer.device) for b in part] for part in (first, on_device)]
     return {
         "decoder": decoder,
         "amp": amp,
@@ -284,6 +277,19 @@ def step_times(
         "second_pass": passes[1],
         "top": top,
     }
+
+
+def _profiled_steps(trainer: Any, batches: list[TTSBatch]) -> list[dict[str, Any]]:
+    """Training steps on `batches` under torch.profiler; its top operators by self CPU time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for b in batches:
+            trainer.train_step([b])
+        sync(trainer.device)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
+    return [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3, "calls": e.count} for e in events]
 
 
 def step_times_in_fresh_process(args: argparse.Namespace, spec: str) -> dict[str, Any]:

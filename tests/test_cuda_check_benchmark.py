@@ -40,6 +40,16 @@ def test_step_times_times_each_batch_twice(tiny_store) -> None:
     assert all(t > 0 for t in out["first_pass"] + out["second_pass"])
 
 
+def test_profiled_steps_are_left_out_of_the_first_seen_times(tiny_store) -> None:
+    # The profiled batches have been seen by then: timing them again as "first seen" would mix
+    # repeated shapes into the first pass.
+    params = with_demo_overrides(committed_params())
+    params["train"]["device"] = "cpu"
+    out = step_times(params, tiny_store, "parallel", False, True, 4, profile=True)
+    assert len(out["first_pass"]) == 1 and len(out["second_pass"]) == 4
+    assert out["top"] and all(row["calls"] > 0 for row in out["top"])
+
+
 def test_a_failing_section_is_recorded_and_the_next_still_runs(tmp_path) -> None:
     report = Report(tmp_path / "check.json", budget=60.0)
     report.section("broken", lambda: 1 / 0)
