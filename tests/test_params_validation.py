@@ -65,14 +65,12 @@ def numeric_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
 
 def setup_sh_overrides(*arrays: str) -> list[str]:
     """The KEY=VALUE items setup.sh's run_demo passes for these arrays, one per key (its own
-    last_value_per_key, run by bash)."""
+    last_value_per_key, run by bash on the arrays as setup_array reads them)."""
     import subprocess
 
-    script = 'source <(sed -n "/^last_value_per_key()/,/^}/p" setup.sh)\n'
-    for name in arrays:
-        script += f"source <(awk '/^{name}=\\(/{{f=1}} f{{print}} f && /\\)[[:space:]]*$/{{exit}}' setup.sh)\n"
-    script += "last_value_per_key " + " ".join(f'"${{{name}[@]}}"' for name in arrays)
-    done = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    items = [f"{k}={v}" for name in arrays for k, v in setup_array(name).items()]
+    script = 'source <(sed -n "/^last_value_per_key()/,/^}/p" setup.sh); last_value_per_key "$@"'
+    done = subprocess.run(["bash", "-c", script, "_", *items], cwd=REPO, capture_output=True, text=True, check=True)
     return done.stdout.splitlines()
 
 
