@@ -4,29 +4,42 @@ operators by self time.
 
     python -m benchmarks.profile_step [--store data/features.zarr] [--decoders autoregressive,parallel]
         [--size tiny] [--batch-size 16] [--steps 10] [--device auto] [--top 12]
+        [--demo] [--set model.attention_dropout=0 ...]
+
+`--demo` applies setup.sh's CPU_DEMO overrides first (the configuration the README's first
+command trains: scheduled sampling's second pass, the demo's reduction factor and LR), `--set`
+any KEY=VALUE after them.
 
 The steps are the real Trainer's (as in benchmarks/train_throughput.py) on preloaded batches of
 the training split. Module forward times come from forward hooks (synchronised on CUDA);
 "backward + optimizer + loss" is the step's wall time minus the forward.
 
-The self-attention's before/after, in the same process: the same steps with
-`MultiHeadAttention.attend` (torch's fused scaled_dot_product_attention) swapped back for the
-path that materialises the weights (softmax of the full score matrix, dropout on it), which
-self-attention used before the profile pointed at it. Prints the tables and writes JSON
-(default benchmarks/results/profile_step.json).
+Two before/afters, each in the same process on the same steps, alternated twice: the
+self-attention with `MultiHeadAttention.attend` (torch's fused scaled_dot_product_attention)
+swapped back for the path that materialises the weights (softmax of the full score matrix,
+dropout on it), and the dropout with model/dropout.py's mask swapped back for torch's own
+(`bernoulli_`) — what each used before the profile pointed at it. Prints the tables and writes
+JSON (default benchmarks/results/profile_step.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import torch
+from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile
 
+import model.dropout as dropout_module
+import model.layers as layers_module
+from benchmarks.decoders import cpu_demo, set_param
 from benchmarks.train_throughput import (
     add_store_arguments,
     build_trainer,
@@ -56,21 +69,46 @@ def step_seconds(params: dict, attrs: dict, batches: list, device: torch.device)
     return timed_steps(trainer, batches[1:], device) / (len(batches) - 1)
 
 
-def attention_comparison(params: dict, attrs: dict, batches: list, device: torch.device) -> dict:
-    """Step time with the fused self-attention and with the weights path, alternated twice so
-    that a drift in the machine's speed does not favour either."""
-    fused_attend = MultiHeadAttention.attend
-    fused, weights = [], []
-    try:
-        for _ in range(2):
-            MultiHeadAttention.attend = fused_attend
-            fused.append(step_seconds(params, attrs, batches, device))
-            MultiHeadAttention.attend = weights_path_attend
-            weights.append(step_seconds(params, attrs, batches, device))
-    finally:
-        MultiHeadAttention.attend = fused_attend
-    f, w = sum(fused) / len(fused), sum(weights) / len(weights)
-    return {"fused_step_seconds": f, "weights_path_step_seconds": w, "speedup": w / f}
+@contextlib.contextmanager
+def weights_path_self_attention() -> Iterator[None]:
+    """Self-attention as before the profile: through the score matrix and its softmax."""
+    with mock.patch.object(MultiHeadAttention, "attend", weights_path_attend):
+        yield
+
+
+def torch_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """The baseline: torch's dropout, whose CPU mask comes from `bernoulli_`."""
+    return F.dropout(x, p, training=training)
+
+
+@contextlib.contextmanager
+def bernoulli_dropout() -> Iterator[None]:
+    """Every dropout of the model (the modules and the prenet's calls) through torch's."""
+    with (
+        mock.patch.object(dropout_module, "dropout", torch_dropout),
+        mock.patch.object(layers_module, "dropout", torch_dropout),
+    ):
+        yield
+
+
+# name -> (how the path before the change is put back, the keys of the result)
+COMPARISONS: dict[str, tuple[Callable[[], contextlib.AbstractContextManager], str, str]] = {
+    "self_attention": (weights_path_self_attention, "fused_step_seconds", "weights_path_step_seconds"),
+    "dropout": (bernoulli_dropout, "threshold_mask_step_seconds", "bernoulli_step_seconds"),
+}
+
+
+def comparison(name: str, params: dict, attrs: dict, batches: list, device: torch.device) -> dict:
+    """Step time now and with the earlier path of `name` put back, alternated twice so that a
+    drift in the machine's speed does not favour either."""
+    before_path, now_key, before_key = COMPARISONS[name]
+    now, before = [], []
+    for _ in range(2):
+        now.append(step_seconds(params, attrs, batches, device))
+        with before_path():
+            before.append(step_seconds(params, attrs, batches, device))
+    n, b = sum(now) / len(now), sum(before) / len(before)
+    return {now_key: n, before_key: b, "speedup": b / n}
 
 
 def module_timer(model: torch.nn.Module, device: torch.device) -> dict[str, float]:
@@ -137,17 +175,29 @@ def main(argv: list[str] | None = None) -> int:
     add_store_arguments(ap, steps=10, steps_help="timed optimizer steps per decoder")
     ap.add_argument("--size", default="tiny")
     ap.add_argument("--top", type=int, default=12, help="operators listed per decoder")
-    ap.add_argument("--no-compare", action="store_true", help="skip the self-attention before/after")
+    ap.add_argument("--no-compare", action="store_true", help="skip the before/afters")
+    ap.add_argument("--demo", action="store_true", help="apply setup.sh's CPU_DEMO overrides first")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a params override")
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/profile_step.json"))
     args = ap.parse_args(argv)
     params, store, attrs, device = open_store(ap, args)
+    overrides = {**(cpu_demo() if args.demo else {}), **dict(item.split("=", 1) for item in args.set)}
+    for key, value in overrides.items():
+        set_param(params, key, value)
     batches = preload(store, TRAIN, args.batch_size, params["train"]["seed"], args.steps + 1)
-    result = {"device": str(device), "size": args.size, "batch_size": args.batch_size, "decoders": {}}
+    result = {
+        "device": str(device),
+        "size": args.size,
+        "batch_size": args.batch_size,
+        "overrides": overrides,
+        "decoders": {},
+    }
     for decoder in args.decoders.split(","):
         p = params_for(params, decoder, args.size, args.batch_size, mixed_precision=True)
         r = profile_decoder(p, attrs, batches, device, args.top)
         if not args.no_compare:
-            r["self_attention"] = attention_comparison(p, attrs, batches, device)
+            for name in COMPARISONS:
+                r[name] = comparison(name, p, attrs, batches, device)
         result["decoders"][decoder] = r
         print(
             f"\n## {decoder} ({args.size}, batch {args.batch_size}, {r['frames_per_step']:.0f} frames/step): "
@@ -159,12 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| operator | calls | self ms per step | share |\n|---|---|---|---|")
         for o in r["top_ops"]:
             print(f"| {o['op']} | {o['calls']} | {o['self_ms_per_step']:.1f} | {o['share']:.1%} |")
-        if "self_attention" in r:
-            c = r["self_attention"]
-            print(
-                f"\nself-attention: fused {c['fused_step_seconds'] * 1e3:.0f} ms per step, weights path "
-                f"{c['weights_path_step_seconds'] * 1e3:.0f} ms: {c['speedup']:.2f}x"
-            )
+        for name, (_, now_key, before_key) in COMPARISONS.items():
+            if name in r:
+                c = r[name]
+                print(
+                    f"\n{name}: {now_key} {c[now_key] * 1e3:.0f} ms, {before_key} {c[before_key] * 1e3:.0f} ms: "
+                    f"{c['speedup']:.2f}x"
+                )
     write_json(args.out, result)
     print(f"-> {args.out}")
     return 0

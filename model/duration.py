@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
+from model.dropout import Dropout
 
 
 class DurationPredictor(nn.Module):
@@ -19,7 +20,7 @@ class DurationPredictor(nn.Module):
         self.conv2 = nn.Conv1d(c, c, 3, padding=1)
         self.norm2 = nn.LayerNorm(c)
         self.out = nn.Linear(c, 1)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask[..., None].to(hidden.dtype)

@@ -14,6 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from model.dropout import Dropout, dropout
+
 # Every fused attention backend but cuDNN's. Under bf16/fp16 on a GPU torch prefers cuDNN's,
 # which builds a graph for each new input shape: ~300 ms per call the first time a shape is
 # seen, measured on an H200 (benchmarks/cuda_check.py, README "The CUDA path, measured"), and
@@ -67,7 +69,7 @@ class MultiHeadAttention(nn.Module):
         self.k = nn.Linear(d_model, d_model)
         self.v = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -151,7 +153,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, ff: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+        self.net = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), Dropout(dropout), nn.Linear(ff, d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -172,7 +174,7 @@ class EncoderLayer(nn.Module):
         self.attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.norm2 = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
@@ -199,7 +201,7 @@ class DecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.norm3 = nn.LayerNorm(d_model)
         self.ff = FeedForward(d_model, ff, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(
         self,
@@ -240,8 +242,8 @@ class Prenet(nn.Module):
         self.p = dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(F.relu(self.l1(x)), self.p, training=self.training)
-        x = F.dropout(F.relu(self.l2(x)), self.p, training=self.training)
+        x = dropout(F.relu(self.l1(x)), self.p, self.training)
+        x = dropout(F.relu(self.l2(x)), self.p, self.training)
         return self.proj(x)
 
 
@@ -252,7 +254,7 @@ class Postnet(nn.Module):
         super().__init__()
         dims = [n_mels] + [channels] * (layers - 1) + [n_mels]
         self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in zip(dims[:-1], dims[1:]))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask[:, None, :].to(mel.dtype)
