@@ -63,23 +63,32 @@ def numeric_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
 # --- what passes ----------------------------------------------------------------------------------
 
 
-def setup_sh_overrides(*arrays: str) -> list[str]:
-    """The KEY=VALUE items setup.sh's run_demo passes for these arrays, one per key (its own
-    last_value_per_key, run by bash on the arrays as setup_array reads them)."""
+def last_value_per_key(items: list[str]) -> list[str]:
+    """setup.sh's last_value_per_key, run by bash."""
     import subprocess
 
-    items = [f"{k}={v}" for name in arrays for k, v in setup_array(name).items()]
     script = 'source <(sed -n "/^last_value_per_key()/,/^}/p" setup.sh); last_value_per_key "$@"'
     done = subprocess.run(["bash", "-c", script, "_", *items], cwd=REPO, capture_output=True, text=True, check=True)
     return done.stdout.splitlines()
 
 
+def setup_sh_overrides(*arrays: str) -> list[str]:
+    """The KEY=VALUE items setup.sh's run_demo passes for these arrays, one per key (its own
+    last_value_per_key, on the arrays as setup_array reads them)."""
+    return last_value_per_key([f"{k}={v}" for name in arrays for k, v in setup_array(name).items()])
+
+
 def test_setup_sh_passes_each_key_once_with_its_last_value() -> None:
+    # A preset given after CPU_DEMO overrides its keys: dvc takes one -S per key.
+    items = last_value_per_key(["train.lr=1.7e-3", "train.seed=7", "model.x=a=b", "train.lr=1e-3"])
+    assert items == ["train.lr=1e-3", "train.seed=7", "model.x=a=b"]  # first-seen order, last value
+
+
+def test_the_multi_speaker_demo_passes_every_key_once() -> None:
     items = setup_sh_overrides("CPU_DEMO", "MULTI_DEMO")
     keys = [item.split("=", 1)[0] for item in items]
     assert len(keys) == len(set(keys))
-    assert "train.lr=1e-3" in items and "train.lr=1.7e-3" not in items
-    assert keys[: len(setup_array("CPU_DEMO"))] == list(setup_array("CPU_DEMO"))  # first-seen order
+    assert keys[: len(setup_array("CPU_DEMO"))] == list(setup_array("CPU_DEMO"))
 
 
 def test_every_committed_value_passes() -> None:
@@ -100,7 +109,7 @@ def test_the_multi_speaker_demo_overrides_of_setup_sh_pass(tmp_path: Path) -> No
     path.write_text(yaml.safe_dump(committed_params(), sort_keys=False), encoding="utf-8")
     apply_overrides(path, setup_sh_overrides("CPU_DEMO", "MULTI_DEMO"))
     params = load_params(path)
-    assert params["train"]["lr"] == 1e-3  # MULTI_DEMO's, over CPU_DEMO's 1.7e-3
+    assert params["train"]["lr"] == 1.7e-3  # CPU_DEMO's: the multi-speaker demo trains as the single voice
     assert params["data"]["demo"]["extra_voices"] == ["kal_diphone:120", "ked_diphone:120"]
     assert params["data"]["speaker_regex"] == r"^(p\d+|demo)_"
     demo = cfg.data_config(params).demo
