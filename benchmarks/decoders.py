@@ -103,6 +103,9 @@ RUNS["ar-demo-r2"] = {**DEMO_AR, "model.reduction": "2"}
 # `hamgara lr-find` suggested for it (1.6e-3 / 1.8e-3 on seeds 1234 / 7; their mean).
 RUNS["ar-demo-no-attention-dropout"] = {**DEMO_AR, "model.attention_dropout": "0"}
 RUNS["ar-demo-lr-find"] = {**DEMO_AR, "train.lr": "1.7e-3"}
+# Issue 16's linear reach: the parallel decoder with each frame attending only to frames at most
+# 64 away (flat cost per frame to 2,048 frames, benchmarks/scaling.py), against "parallel".
+RUNS["parallel-window64"] = {**RUNS["parallel"], "model.frame_attention_window": "64"}
 
 
 def setup_array(name: str, checkout: Path = REPO) -> dict[str, str]:

@@ -52,6 +52,11 @@ def test_each_ablation_of_the_demo_changes_exactly_one_thing_of_its_configuratio
         assert RUNS[name]["train.max_steps"] == "2800", name  # the demo's own budget
 
 
+def test_the_frame_window_run_changes_only_the_window_of_the_parallel_run() -> None:
+    parallel, window = RUNS["parallel"], RUNS["parallel-window64"]
+    assert {k: v for k, v in window.items() if parallel.get(k) != v} == {"model.frame_attention_window": "64"}
+
+
 def test_overrides_are_written_as_dvc_would() -> None:
     params = committed_params()
     set_param(params, "train.lr", "1e-3")  # YAML 1.1 reads this as text; DVC writes a number
