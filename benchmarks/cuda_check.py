@@ -51,7 +51,7 @@ from unittest import mock
 import torch
 import yaml
 
-from benchmarks.decoders import cpu_demo, set_param
+from benchmarks.decoders import cpu_demo, parse_sets, with_overrides
 from benchmarks.train_throughput import (
     build_trainer,
     params_for,
@@ -78,10 +78,7 @@ def demo_params(params_path: Path) -> dict[str, Any]:
 
 def with_demo_overrides(params: dict[str, Any]) -> dict[str, Any]:
     """A copy of `params` with setup.sh's CPU_DEMO overrides."""
-    params = copy.deepcopy(params)
-    for key, value in cpu_demo().items():
-        set_param(params, key, value)
-    return params
+    return with_overrides(params, cpu_demo())
 
 
 def environment() -> dict[str, Any]:
@@ -372,9 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     store, work = Path(args.store), Path(args.work)
     report = Report(out / "cuda_check.json", args.budget)
-    params = demo_params(Path(args.params))
-    for item in args.set:
-        set_param(params, *item.split("=", 1))
+    params = with_overrides(demo_params(Path(args.params)), parse_sets(args.set))
     params["train"]["device"] = args.device
     names = [n for n in PRECISIONS if args.device == "cuda" or PRECISIONS[n][0] == "cpu"]
 

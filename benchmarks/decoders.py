@@ -29,6 +29,7 @@ can be kept beside the earlier one with `--results benchmarks/results/OTHER.json
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import json
 import os
@@ -140,6 +141,19 @@ def set_param(params: dict[str, Any], key: str, value: str) -> None:
     node[last] = parsed
 
 
+def with_overrides(params: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """A copy of `params` with each KEY=VALUE override applied as DVC's -S would (set_param)."""
+    params = copy.deepcopy(params)
+    for key, value in overrides.items():
+        set_param(params, key, value)
+    return params
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """Command-line KEY=VALUE items as a dict (a value may itself contain '=')."""
+    return dict(item.split("=", 1) for item in items)
+
+
 def prepare(folder: Path, overrides: dict[str, str], data: Path | None = REPO / "data") -> None:
     """A run folder: the checkout's tracked and unignored files, `data` (the workspace's demo
     data by default; None: none) hard-linked as its data/, params with the overrides."""
@@ -158,9 +172,7 @@ def prepare(folder: Path, overrides: dict[str, str], data: Path | None = REPO / 
         if not (data / "features.zarr").is_dir():
             raise SystemExit(f"{data / 'features.zarr'}: missing; run ./setup.sh repro (or dvc repro precompute)")
         subprocess.run(["cp", "-al", str(data), str(folder / "data")], check=True)
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    for key, value in overrides.items():
-        set_param(params, key, value)
+    params = with_overrides(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")), overrides)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
@@ -232,7 +244,6 @@ def step_cost_path(results: Path) -> Path:
 
 def step_cost(runs: list[str], steps: int) -> dict[str, Any]:
     """Mean seconds per training step of each run's configuration and the ratio to the first."""
-    import copy
 
     import torch
 
@@ -248,10 +259,7 @@ def step_cost(runs: list[str], steps: int) -> dict[str, Any]:
     batches = preload(store, TRAIN, int(cpu_demo()["train.batch_size"]), 1234, steps + 1)
     configs = {}
     for name in runs:
-        p = copy.deepcopy(base)
-        for key, value in {**cpu_demo(), **RUNS[name], "train.scheduled_sampling_steps": "0"}.items():
-            set_param(p, key, value)
-        configs[name] = p
+        configs[name] = with_overrides(base, {**cpu_demo(), **RUNS[name], "train.scheduled_sampling_steps": "0"})
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(2):
         for name, p in configs.items():

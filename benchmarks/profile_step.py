@@ -39,7 +39,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import model.dropout as dropout_module
 import model.layers as layers_module
-from benchmarks.decoders import cpu_demo, set_param
+from benchmarks.decoders import cpu_demo, parse_sets, with_overrides
 from benchmarks.train_throughput import (
     add_store_arguments,
     build_trainer,
@@ -181,9 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks/results/profile_step.json"))
     args = ap.parse_args(argv)
     params, store, attrs, device = open_store(ap, args)
-    overrides = {**(cpu_demo() if args.demo else {}), **dict(item.split("=", 1) for item in args.set)}
-    for key, value in overrides.items():
-        set_param(params, key, value)
+    overrides = {**(cpu_demo() if args.demo else {}), **parse_sets(args.set)}
+    params = with_overrides(params, overrides)
     batches = preload(store, TRAIN, args.batch_size, params["train"]["seed"], args.steps + 1)
     result = {
         "device": str(device),

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.decoders import cpu_demo, set_param
+from benchmarks.decoders import cpu_demo, parse_sets, with_overrides
 from pipeline.common.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,10 +56,8 @@ print(json.dumps({"step_seconds": seconds, "frames": sum(int(b.frame_mask.sum())
 def demo_params(checkout: Path, extra: list[str], out: Path) -> dict[str, str]:
     """Write that checkout's params.yaml with its CPU_DEMO overrides and `extra` (KEY=VALUE, as
     DVC's -S parses them) to `out`; returns the overrides applied."""
-    params = yaml.safe_load((checkout / "params.yaml").read_text(encoding="utf-8"))
-    overrides = {**cpu_demo(checkout), **dict(item.split("=", 1) for item in extra)}
-    for key, value in overrides.items():
-        set_param(params, key, value)
+    overrides = {**cpu_demo(checkout), **parse_sets(extra)}
+    params = with_overrides(yaml.safe_load((checkout / "params.yaml").read_text(encoding="utf-8")), overrides)
     out.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return overrides
 

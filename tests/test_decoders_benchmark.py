@@ -70,3 +70,13 @@ def test_step_cost_keeps_the_default_file_and_names_another_after_its_results() 
     results = Path("benchmarks/results")
     assert step_cost_path(results / "decoders.json") == results / "decoders_step_cost.json"
     assert step_cost_path(results / "issue16.json") == results / "issue16_step_cost.json"
+
+
+def test_with_overrides_returns_a_changed_copy_and_leaves_the_params_alone() -> None:
+    from benchmarks.decoders import parse_sets, with_overrides
+
+    params = committed_params()
+    before = params["train"]["lr"]
+    changed = with_overrides(params, parse_sets(["train.lr=1.7e-3", "data.speaker_regex=^(p\\d+)_=x"]))
+    assert changed["train"]["lr"] == 1.7e-3 and params["train"]["lr"] == before
+    assert changed["data"]["speaker_regex"] == "^(p\\d+)_=x"  # only the first '=' splits
