@@ -5,6 +5,7 @@
 #                      `cpu-demo-<time>` with the CPU-budget overrides below
 #   ./setup.sh repro-multi   the same on the multi-speaker demo: the CPU-budget overrides plus
 #                      MULTI_DEMO below (three voices, two of them VCTK-style at 48 kHz)
+#   ./setup.sh repro train.seed=7 ...   either demo with KEY=VALUE overrides of yours after its own
 #   ./setup.sh test    install everything plus test dependencies, then ruff and the test suite
 # Re-running is cheap: the venv is reused while pyproject.toml is unchanged.
 set -euo pipefail
@@ -97,6 +98,17 @@ last_value_per_key() {
   for key in "${keys[@]}"; do printf '%s\n' "${value[$key]}"; done
 }
 
+check_overrides() {
+  # The user's KEY=VALUE items after `repro`: a typo fails here, before anything is installed.
+  local item
+  for item in "$@"; do
+    if [[ ! $item =~ ^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+= ]]; then
+      echo "setup.sh: '$item' is not a KEY=VALUE override of params.yaml (for example train.seed=7)" >&2
+      return 2
+    fi
+  done
+}
+
 run_demo() {
   # $1: the experiment's name prefix; the rest: the overrides.
   local name=$1
@@ -117,14 +129,16 @@ run_demo() {
 
 case "${1:-}" in
   repro-multi)
-    run_demo multi-demo "${CPU_DEMO[@]}" "${MULTI_DEMO[@]}"
+    check_overrides "${@:2}"
+    run_demo multi-demo "${CPU_DEMO[@]}" "${MULTI_DEMO[@]}" "${@:2}"
     log "done: the multi-speaker demo. Per speaker: reports/summary.md ('Per speaker', 'Speaker similarity'),"
     log "  reports/eval.json (per_speaker, speaker_similarity); speak: .venv/bin/hamgara synth --speaker p301 \"Hello.\" -o p301.wav"
     log "  params.yaml now holds the multi-speaker corpus settings: git checkout params.yaml returns to the single voice"
     dvc metrics show
     ;;
   repro)
-    run_demo cpu-demo "${CPU_DEMO[@]}"
+    check_overrides "${@:2}"
+    run_demo cpu-demo "${CPU_DEMO[@]}" "${@:2}"
     log "done. Corpus: $(python -c 'import yaml;print(yaml.safe_load(open("params.yaml"))["data"]["corpus"])')"
     log "  validation: reports/validation.json, reports/rejected.csv, reports/warnings.csv"
     log "  features:   data/features.zarr, reports/precompute.json, reports/figures/alignment/"
@@ -145,7 +159,7 @@ case "${1:-}" in
     "$VENV/bin/python" -m pytest "${@:2}"
     ;;
   *)
-    sed -n '2,7p' "$0"
+    sed -n '2,8p' "$0"
     exit 2
     ;;
 esac

@@ -12,6 +12,7 @@ so the same check covers them: the tests apply overrides with DVC's own function
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,6 @@ def numeric_keys(tree: dict[str, Any], prefix: str = "") -> list[str]:
 
 def last_value_per_key(items: list[str]) -> list[str]:
     """setup.sh's last_value_per_key, run by bash."""
-    import subprocess
-
     script = 'source <(sed -n "/^last_value_per_key()/,/^}/p" setup.sh); last_value_per_key "$@"'
     done = subprocess.run(["bash", "-c", script, "_", *items], cwd=REPO, capture_output=True, text=True, check=True)
     return done.stdout.splitlines()
@@ -82,6 +81,23 @@ def test_setup_sh_passes_each_key_once_with_its_last_value() -> None:
     # A preset given after CPU_DEMO overrides its keys: dvc takes one -S per key.
     items = last_value_per_key(["train.lr=1.7e-3", "train.seed=7", "model.x=a=b", "train.lr=1e-3"])
     assert items == ["train.lr=1e-3", "train.seed=7", "model.x=a=b"]  # first-seen order, last value
+
+
+def setup_sh_check_overrides(items: list[str]) -> subprocess.CompletedProcess[str]:
+    """setup.sh's check_overrides (what `./setup.sh repro KEY=VALUE ...` runs first), run by bash."""
+    script = 'source <(sed -n "/^check_overrides()/,/^}/p" setup.sh); check_overrides "$@"'
+    return subprocess.run(["bash", "-c", script, "_", *items], cwd=REPO, capture_output=True, text=True)
+
+
+def test_setup_sh_accepts_the_users_key_value_overrides() -> None:
+    assert setup_sh_check_overrides(["train.seed=7", "data.demo.voices=[a,b]", "model.x=a=b"]).returncode == 0
+
+
+def test_setup_sh_names_an_override_that_is_not_key_value() -> None:
+    for bad in ["seed=7", "train.seed", "-S", "train..seed=7"]:
+        done = setup_sh_check_overrides(["train.seed=7", bad])
+        assert done.returncode == 2, bad
+        assert f"'{bad}' is not a KEY=VALUE override" in done.stderr
 
 
 def test_the_multi_speaker_demo_passes_every_key_once() -> None:
