@@ -1,11 +1,10 @@
 """Dropout whose mask is cheap to draw on the CPU.
 
-torch's CPU dropout draws its mask with `bernoulli_`, about 6 ns per element on the
-development machine: with the autoregressive demo's prenet, residual, feed-forward and postnet
-dropout it was the largest operator of a training step (README, "Where a training step's time
-goes"). Comparing one 31-bit integer draw per element with a threshold gives the same
-Bernoulli(1 - p) mask — p is rounded to a multiple of 2^-31 — for less than a third of the
-cost. Elsewhere (CUDA's dropout is fused into one kernel) torch's own dropout runs. Both draw
+torch's CPU dropout draws its mask with `bernoulli_`: with the autoregressive demo's prenet,
+residual, feed-forward and postnet dropout it was the largest operator of a training step
+(README, "Where a training step's time goes", has the figures). Comparing one 31-bit integer
+draw per element with a threshold gives the same Bernoulli(1 - p) mask — p is rounded to a
+multiple of 2^-31 — for a fraction of the cost. Elsewhere (CUDA's dropout is fused into one kernel) torch's own dropout runs. Both draw
 from torch's generator for the device, so `torch.manual_seed` makes a run repeatable.
 """
 
@@ -22,7 +21,7 @@ _INT32_DRAWS = 2**31
 class _KeepAndScale(torch.autograd.Function):
     """x where `keep`, else 0, times `scale`; saves the boolean mask (1 byte per element).
     `torch.where` rather than `x * keep`: multiplying by a boolean tensor promotes it to float
-    first, which cost four times as much as the selection on the CPU."""
+    first, which cost several times the selection on the CPU (README has the measurement)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
