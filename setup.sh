@@ -86,8 +86,8 @@ ensure_git() {
 }
 
 last_value_per_key() {
-  # KEY=VALUE items, one per key in first-seen order with the last value given (MULTI_DEMO's lr
-  # over CPU_DEMO's): one -S per key for dvc.
+  # KEY=VALUE items, one per key in first-seen order with the last value given (the user's items
+  # after the demo's, e.g. train.seed=7): one -S per key for dvc.
   local -A value=()
   local keys=() item key
   for item in "$@"; do
