@@ -244,7 +244,6 @@ def step_cost_path(results: Path) -> Path:
 
 def step_cost(runs: list[str], steps: int) -> dict[str, Any]:
     """Mean seconds per training step of each run's configuration and the ratio to the first."""
-
     import torch
 
     from benchmarks.train_throughput import build_trainer, preload, timed_steps

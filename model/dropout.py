@@ -4,8 +4,9 @@ torch's CPU dropout draws its mask with `bernoulli_`: with the autoregressive de
 residual, feed-forward and postnet dropout it was the largest operator of a training step
 (README, "Where a training step's time goes", has the figures). Comparing one 31-bit integer
 draw per element with a threshold gives the same Bernoulli(1 - p) mask — p is rounded to a
-multiple of 2^-31 — for a fraction of the cost. Elsewhere (CUDA's dropout is fused into one kernel) torch's own dropout runs. Both draw
-from torch's generator for the device, so `torch.manual_seed` makes a run repeatable.
+multiple of 2^-31 — for a fraction of the cost. Elsewhere (CUDA's dropout is fused into one
+kernel) torch's own dropout runs. Both draw from torch's generator for the device, so
+`torch.manual_seed` makes a run repeatable.
 """
 
 from __future__ import annotations
