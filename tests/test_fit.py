@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers import tiny_params
+from pipeline.training import loop
 from pipeline.training.loop import fit
 
 
@@ -48,3 +49,53 @@ def test_other_settings_start_fresh_and_keep_the_old_checkpoint(tiny_store, tmp_
     out = capsys.readouterr().out
     assert "not resuming" in out and "train.mel_loss_weight" in out
     assert len(list((tmp_path / "m").glob("last-*.pt"))) == 1
+
+
+def test_dvclive_syncs_in_full_only_at_validations_and_logs_every_step(
+    tiny_store, tmp_path, params, monkeypatch
+) -> None:
+    # dvclive's next_step re-reads every metric table for DVC Studio, a cost growing with the
+    # run; the loop must call it at validations only, and still write one row per step.
+    from dvclive import Live
+
+    calls: list[int] = []
+    real = Live.next_step
+
+    def counting(self: Live) -> None:
+        calls.append(self.step)
+        real(self)
+
+    monkeypatch.setattr(Live, "next_step", counting)
+    fit(tiny_store, tiny_params(params, val_every=3, max_steps=7), tmp_path / "m", tmp_path / "live", progress=False)
+    assert calls == [2, 5, 6]  # optimizer steps 3, 6 and the last (7), at dvclive steps k - 1
+    rows = (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in rows] == list(range(7))
+
+
+def test_the_dvclive_history_is_the_one_a_full_sync_every_step_writes(
+    tiny_store, tmp_path, params, monkeypatch
+) -> None:
+    p = tiny_params(params, val_every=3, max_steps=7)
+    fit(tiny_store, p, tmp_path / "m", tmp_path / "live", progress=False)
+    monkeypatch.setattr(loop, "_end_live_step", lambda live, validated: live.next_step())
+    fit(tiny_store, p, tmp_path / "m2", tmp_path / "live_every_step", progress=False)
+
+    def files(d):
+        return {f.relative_to(d): f.read_bytes() for f in sorted(d.rglob("*")) if f.is_file()}
+
+    def drop_wall_time(text: bytes) -> dict:
+        summary = json.loads(text)
+        for key in ("wall_seconds", "frames_per_s"):
+            summary.pop(key, None)
+            summary.get("train", {}).pop(key, None)
+            summary.get("val", {}).pop(key, None)
+        return summary
+
+    ours, every = files(tmp_path / "live"), files(tmp_path / "live_every_step")
+    assert ours.keys() == every.keys()
+    timed = {"wall_seconds", "frames_per_s"}
+    for name in ours:
+        if name.name == "metrics.json":
+            assert drop_wall_time(ours[name]) == drop_wall_time(every[name])
+        elif name.stem not in timed:
+            assert ours[name] == every[name], name
