@@ -245,7 +245,7 @@ def test_the_suite_reads_the_committed_params_not_the_ones_an_experiment_left(
     subprocess.run([*git, "commit", "-qm", "defaults"], check=True)
     changed = copy.deepcopy(defaults)
     overrides = demo_overrides()
-    assert overrides["train.max_steps"] == "3600"  # an experiment's value, far from the documented one
+    assert overrides["train.max_steps"] == "4400"  # an experiment's value, far from the documented one
     for key, value in overrides.items():
         section, name = key.split(".")
         changed[section][name] = yaml.safe_load(value)
