@@ -161,8 +161,15 @@ def with_overrides(params: dict[str, Any], overrides: dict[str, str]) -> dict[st
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
-    """Command-line KEY=VALUE items as a dict (a value may itself contain '=')."""
-    return dict(item.split("=", 1) for item in items)
+    """Command-line KEY=VALUE items as a dict (a value may itself contain '='); an item without
+    '=' or with an empty key is a usage error that names it."""
+    sets = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. model.attention_dropout=0")
+        sets[key] = value
+    return sets
 
 
 def prepare(folder: Path, overrides: dict[str, str], data: Path | None = REPO / "data") -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from benchmarks.decoders import REMEDIES, RUNS, cpu_demo, set_param, step_cost_path
@@ -81,3 +82,10 @@ def test_with_overrides_returns_a_changed_copy_and_leaves_the_params_alone() -> 
     changed = with_overrides(params, parse_sets(["train.lr=1.7e-3", "data.speaker_regex=^(p\\d+)_=x"]))
     assert changed["train"]["lr"] == 1.7e-3 and params["train"]["lr"] == before
     assert changed["data"]["speaker_regex"] == "^(p\\d+)_=x"  # only the first '=' splits
+
+
+def test_a_set_without_an_equals_sign_is_a_usage_error_naming_it() -> None:
+    from benchmarks.decoders import parse_sets
+
+    with pytest.raises(SystemExit, match="'train.lr'"):
+        parse_sets(["train.lr"])
