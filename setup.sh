@@ -28,8 +28,9 @@ VENV=.venv
 # wall-clock time the 2,800 did (README, "Where a training step's time goes").
 # No loader workers: on two cores they compete with torch's two threads and are started again every
 # epoch (33 steps here); the batches are the same, so training is bit-identical, and a step costs
-# about 45 ms less. That and dvclive synced at validations only (pipeline/training/loop.py) pay
-# for 4,400 steps in the time 3,600 took, the cycle and the ramp stretched in proportion.
+# less. That and dvclive synced at validations only (pipeline/training/loop.py) pay for 4,400 steps
+# in the time 3,600 took, the cycle and the ramp stretched in proportion (README, "The loop around
+# the step").
 CPU_DEMO=(model.decoder=autoregressive model.reduction=3 train.scheduled_sampling=1.0 train.scheduled_sampling_steps=2200
           train.max_steps=4400 train.batch_size=16 train.grad_accumulation=1 model.attention_dropout=0
           train.lr=1.7e-3 train.warmup_steps=200 train.restart_period=4200 train.val_every=250
