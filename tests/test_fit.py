@@ -100,3 +100,24 @@ def test_the_dvclive_history_is_the_one_a_full_sync_every_step_writes(
             assert drop_wall_time(ours[name]) == drop_wall_time(every[name])
         elif name.stem not in timed:
             assert ours[name] == every[name], name
+
+
+def test_loader_workers_start_from_the_fork_server_and_train_the_same_weights(tiny_store, tmp_path, params) -> None:
+    # By its first epoch the training process runs dvclive's, tqdm's and zarr's threads: its
+    # DataLoader workers must not be forked from it (issue 29), and the batches they read are
+    # the ones the main process would read itself.
+    from pipeline.config import train_config
+    from pipeline.training.distributed import DistContext
+
+    p = tiny_params(params, num_workers=2, max_steps=4)
+    _, _, loader_kw = loop.training_data(tiny_store, train_config(p), torch.device("cpu"), DistContext())
+    assert loader_kw["multiprocessing_context"].get_start_method() == "forkserver"
+    fit(tiny_store, p, tmp_path / "workers", tmp_path / "live_w", progress=False)
+    fit(
+        tiny_store,
+        tiny_params(params, num_workers=0, max_steps=4),
+        tmp_path / "inline",
+        tmp_path / "live_i",
+        progress=False,
+    )
+    assert torch.equal(weights(tmp_path / "workers"), weights(tmp_path / "inline"))

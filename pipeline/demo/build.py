@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from pipeline.common.atomic import atomic_path, write_json, write_text
+from pipeline.common.runtime import process_pool
 from pipeline.config import ConfigError, DemoConfig
 from pipeline.demo.festival import Timings, festival_path, synthesize_batch
 from pipeline.demo.sentences import generate_sentences
@@ -62,7 +62,7 @@ def _synthesize_all(batches: list[Batch], workers: int, total: int) -> dict[str,
                 timings.update(result)
                 bar.update(len(result))
         else:
-            with Pool(min(workers, len(batches))) as pool:
+            with process_pool(min(workers, len(batches)), preload=["pipeline.demo.build"]) as pool:
                 for result in pool.imap_unordered(_synthesize, batches):
                     timings.update(result)
                     bar.update(len(result))

@@ -4,7 +4,8 @@ resumable partial store a batch at a time."""
 from __future__ import annotations
 
 import dataclasses
-from multiprocessing import Pool
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from model.mel import LogMel, MelSettings
-from pipeline.common.runtime import worker_count
+from pipeline.common.runtime import process_pool, worker_count
 from pipeline.config import FeaturesConfig
 from pipeline.data.audio import load_waveform
 from pipeline.features.split import TRAIN
@@ -41,12 +42,33 @@ def _init_worker(settings: MelSettings) -> None:
 
 
 def _audio_job(args: AudioJob) -> tuple[str, np.ndarray, float]:
-    utt_id, path, sr, top_db, peak, frame_length, hop_length, dc_offset = args
     assert _MEL is not None
+    return _extract(args, _MEL)
+
+
+def _extract(args: AudioJob, to_mel: LogMel) -> tuple[str, np.ndarray, float]:
+    utt_id, path, sr, top_db, peak, frame_length, hop_length, dc_offset = args
     wave, trim_start = load_waveform(path, sr, top_db, peak, frame_length, hop_length, dc_offset)
     with torch.no_grad():
-        mel = _MEL(wave).numpy()
+        mel = to_mel(wave).numpy()
     return utt_id, mel, trim_start
+
+
+MelMap = Callable[[Iterable[AudioJob]], Iterator[tuple[str, np.ndarray, float]]]
+
+
+@contextmanager
+def _mel_map(settings: MelSettings, workers: int) -> Iterator[MelMap]:
+    """A function from jobs to (id, mel, trim start) in job order: worker processes, or, for one
+    worker, this process itself (no pool to start and no second JIT warm-up of librosa)."""
+    if workers == 1:
+        to_mel = LogMel(settings)
+        yield lambda jobs: (_extract(job, to_mel) for job in jobs)
+        return
+    with process_pool(
+        workers, initializer=_init_worker, initargs=(settings,), preload=["pipeline.features.extraction"]
+    ) as pool:
+        yield lambda jobs: pool.imap(_audio_job, jobs, chunksize=4)
 
 
 def _job(utt_id: str, path: str, cfg: FeaturesConfig, dc_offset: float) -> AudioJob:
@@ -91,13 +113,13 @@ def extract_features(
     todo = [i for i, utt_id in enumerate(ids) if utt_id not in done]
     audio = manifest["audio"].tolist()
     dc = dc_corrections(manifest)
-    with Pool(worker_count(cfg.workers), initializer=_init_worker, initargs=(mel_settings(cfg),)) as pool:
+    with _mel_map(mel_settings(cfg), worker_count(cfg.workers)) as mels:
         bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc="features", unit="utt", disable=not progress)
         for w in range(0, len(todo), WINDOW):
             rows = todo[w : w + WINDOW]
             jobs = [_job(ids[i], audio[i], cfg, dc[i]) for i in rows]
             pending: list[dict[str, Any]] = []
-            for i, (utt_id, mel, trim_start) in zip(rows, pool.imap(_audio_job, jobs, chunksize=4)):
+            for i, (utt_id, mel, trim_start) in zip(rows, mels(jobs)):
                 pending.append(
                     {
                         "id": utt_id,

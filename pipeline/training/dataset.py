@@ -39,6 +39,10 @@ class FeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to DataLoader workers by pickling: they open the store themselves.
+        return {**self.__dict__, "_store": None}
+
     def __getitem__(self, k: int) -> dict[str, Any]:
         if self._store is None:
             self._store = FeatureStore(self.path)

@@ -46,7 +46,7 @@ from model.config import ModelConfig
 from model.tts import HamgaraTTS, TTSBatch
 from pipeline.common.atomic import atomic_path, clean_stale_temps, write_text
 from pipeline.common.hashing import file_digest, stable_hash
-from pipeline.common.runtime import resolve_device, worker_count
+from pipeline.common.runtime import resolve_device, worker_context, worker_count
 from pipeline.config import TrainConfig, eval_config, store_model_config, train_config
 from pipeline.evaluation.free_running import free_running_rows, probe_batch, summarize
 from pipeline.features.split import TRAIN, VAL
@@ -311,6 +311,10 @@ def training_data(
         # the dropout masks of a resumed run.
         "generator": torch.Generator().manual_seed(cfg.seed),
     }
+    if loader_kw["num_workers"] > 0:
+        # Not forked from this process: by the first epoch it runs dvclive's, tqdm's and zarr's
+        # threads, and a worker forked while one of them holds a lock can hang (issue 29).
+        loader_kw["multiprocessing_context"] = worker_context(["pipeline.training.dataset"])
     return train_set, sampler, loader_kw
 
 
