@@ -23,6 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.common.lock import folder_lock
 from pipeline.common.stage import run_stage
 from pipeline.config import eval_config, load_params
 from pipeline.evaluation.scoring import evaluate
@@ -44,9 +45,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
-    metrics = evaluate(
-        Path(args.features), Path(args.manifest), Path(args.live), eval_config(params), params, Path(args.reports)
-    )
+    with folder_lock(Path(args.reports), "evaluate"):
+        metrics = evaluate(
+            Path(args.features), Path(args.manifest), Path(args.live), eval_config(params), params, Path(args.reports)
+        )
     wer = metrics.get("wer", {})
     print(
         f"evaluate: {metrics['utterances']} utterances; MCD {metrics['mcd']['model']:.2f} dB "

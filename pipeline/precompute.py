@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pipeline.common.atomic import write_json
+from pipeline.common.lock import folder_lock
 from pipeline.common.runtime import limit_heap_fragmentation
 from pipeline.common.stage import run_stage
 from pipeline.config import align_config, features_config, load_params
@@ -40,11 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     limit_heap_fragmentation()
     params = load_params(args.params)
-    report = precompute(
-        Path(args.manifest), Path(args.out), features_config(params), align_config(params), Path(args.figures)
-    )
-    write_json(args.report, report)
-    write_flagged(Path(args.out), Path(args.flagged))
+    # The store and its partial sibling: two runs appending to one partial store would mix
+    # their batches.
+    with folder_lock(Path(args.out), "precompute"):
+        report = precompute(
+            Path(args.manifest), Path(args.out), features_config(params), align_config(params), Path(args.figures)
+        )
+        write_json(args.report, report)
+        write_flagged(Path(args.out), Path(args.flagged))
     a = report["align"]
     print(
         f"aligner: {'trained' if a['trained'] else 'cached'}, {a['flagged']} utterance(s) flagged "

@@ -17,6 +17,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.common.lock import folder_locks
 from pipeline.common.stage import run_stage
 from pipeline.config import load_params
 
@@ -37,7 +38,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.training.loop import fit  # torch is loaded only when training is really asked for
 
-    summary = fit(Path(args.features), load_params(args.params), Path(args.models), Path(args.live))
+    params = load_params(args.params)
+    if os.environ.get("RANK", "0") == "0":
+        # Rank 0 alone writes models/ and dvclive/, so it alone holds them: a second run refused
+        # here takes its torchrun group down with it.
+        with folder_locks([Path(args.models), Path(args.live)], "train"):
+            summary = fit(Path(args.features), params, Path(args.models), Path(args.live))
+    else:
+        summary = fit(Path(args.features), params, Path(args.models), Path(args.live))
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return 0
     ranks = f", {summary['ranks']} ranks in sync" if summary["ranks"] > 1 else ""
