@@ -1,26 +1,16 @@
-"""Mel -> waveform. Griffin-Lim by default: no pretrained neural vocoder can be downloaded here.
+"""Mel -> waveform. Griffin-Lim: no pretrained neural vocoder can be downloaded here.
 
 Anything with `sample_rate` and `__call__(log_mel [frames, n_mels]) -> wave [samples]` is a
-vocoder. A neural generator trained on the same mel settings (Hamgara's mels are HiFi-GAN's:
-natural log, Slaney filters, 22.05 kHz, hop 256) plugs in as an exported file, so no model
-code of ours has to match its architecture. The generator maps log-mel [B, n_mels, T] to a
-wave [B, 1, S] or [B, S]; export it once, with torch.export (a `.pt2` file, T dynamic):
-
-    T = torch.export.Dim("T", min=2, max=100000)
-    ep = torch.export.export(generator.eval(), (torch.zeros(1, 80, 100),), dynamic_shapes={"mel": {2: T}})
-    torch.export.save(ep, "hifigan.pt2")      # "mel": the name of the generator's forward argument
-
-or with TorchScript (deprecated by torch but still loaded: any other suffix):
-
-    torch.jit.script(generator.eval()).save("hifigan.pt")
-
-and point `eval.vocoder` (or `hamgara synth --vocoder`) at the file.
+vocoder. Files of exported generators (torch.export `.pt2`, TorchScript) are refused, not
+loaded: loading either can run code hidden in the file. torch.export.load retries a member
+that fails `weights_only` unpickling with unrestricted pickle (a crafted `.pt2` ran `os.system`
+here under torch 2.11), and a TorchScript archive carries programs. A vocoder Hamgara loads
+must be one whose weights load with `weights_only=True` into code of ours.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -84,41 +74,19 @@ class GriffinLimVocoder:
         return self.griffin_lim(linear)
 
 
-class ExportedVocoder:
-    """A neural vocoder exported with torch.export (`.pt2`) or TorchScript (any other suffix):
-    log-mel [B, n_mels, T] in, wave out."""
-
-    def __init__(self, path: str | Path, settings: MelSettings, device: torch.device | str = "cpu") -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"vocoder {self.path}: no such file (expected an exported generator)")
-        try:
-            if self.path.suffix == ".pt2":
-                # An exported program is already in inference form (it has no train/eval switch).
-                self.module = torch.export.load(str(self.path)).module().to(device)
-            else:
-                self.module = torch.jit.load(str(self.path), map_location=device).eval()
-        except Exception as e:  # each loader raises its own kinds for a foreign file
-            kind = "torch.export" if self.path.suffix == ".pt2" else "TorchScript"
-            raise ValueError(
-                f"vocoder {self.path}: not a {kind} file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-            ) from e
-        self.device = torch.device(device)
-        self.sample_rate = settings.sample_rate
-
-    @torch.no_grad()
-    def __call__(self, log_mel: torch.Tensor) -> torch.Tensor:
-        mel = log_mel.float().to(self.device).transpose(-1, -2)
-        batched = mel.dim() == 3
-        wave = self.module(mel if batched else mel[None])
-        wave = wave.reshape(wave.size(0), -1).cpu()
-        return wave if batched else wave[0]
+class UnsafeVocoderError(ValueError):
+    """A vocoder file of a format whose loading can run code."""
 
 
 def load_vocoder(
     spec: str, settings: MelSettings, griffin_lim_iters: int, device: torch.device | str = "cpu"
 ) -> Vocoder:
-    """`griffin_lim`, or the path of an exported generator (`.pt2`: torch.export; else TorchScript)."""
+    """`griffin_lim`; anything else (the path of an exported generator) is refused, saying why,
+    before the file is opened."""
     if spec == "griffin_lim":
         return GriffinLimVocoder(settings, griffin_lim_iters)
-    return ExportedVocoder(spec, settings, device)
+    raise UnsafeVocoderError(
+        f"vocoder {spec[:80]!r}{'...' if len(spec) > 80 else ''}: Hamgara loads no exported vocoder file (torch.export .pt2 or TorchScript): "
+        "loading either can run code hidden in the file, so a file from anyone else could take over "
+        "this machine. Use griffin_lim (eval.vocoder: griffin_lim, or leave out synth --vocoder)"
+    )

@@ -5,9 +5,9 @@
   echo "Hello." | hamgara synth - -o hello.wav
 
 The checkpoint carries everything synthesis needs (model, symbols, frontend, mel settings and
-statistics). Griffin-Lim is the default vocoder; `--vocoder FILE` uses an exported neural
-vocoder instead (torch.export .pt2 or TorchScript; see model/vocoder.py). Prints the real-time factor: seconds of computing per
-second of audio.
+statistics). The vocoder is Griffin-Lim; exported neural vocoder files (torch.export .pt2,
+TorchScript) are refused, since loading either can run code hidden in the file (model/vocoder.py).
+Prints the real-time factor: seconds of computing per second of audio.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from pipeline.common.atomic import OutputPathError, check_output_path, write_wav
+from pipeline.common.cli_args import positive_float, positive_int
 from pipeline.common.stage import run_stage
 
 
@@ -64,6 +65,16 @@ def _outputs(out: Path, count: int) -> list[Path]:
     return outputs
 
 
+def _speaker_note(speakers: list[str], used: str) -> str:
+    """The line that says which voice a multi-speaker model speaks in when none was asked for:
+    the default is a choice the user did not make, and may not know there was to make."""
+    listed = ", ".join(speakers[:10]) + (f", and {len(speakers) - 10} more" if len(speakers) > 10 else "")
+    return (
+        f"synth: no --speaker given; speaking as {used!r}, the first of this model's {len(speakers)} speakers "
+        f"({listed}); choose one with --speaker NAME"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry of `hamgara synth`."""
     ap = argparse.ArgumentParser(
@@ -78,22 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--language", help="language (an espeak-ng voice the model was trained on); default: the model's only one"
     )
-    ap.add_argument("--speaker", help="speaker name from training; default: the first")
+    ap.add_argument("--speaker", help="speaker name from training; default: the first (said on stderr)")
     ap.add_argument("--reference", help="a reference wav whose style (the style latent) the speech takes on")
     ap.add_argument(
-        "--length-scale", type=float, default=1.0, help="stretch predicted durations (>1 slower); default 1.0"
+        "--length-scale", type=positive_float, default=1.0, help="stretch predicted durations (>1 slower); default 1.0"
     )
     ap.add_argument(
         "--vocoder",
         default="griffin_lim",
-        help="griffin_lim (default) or an exported neural vocoder file (.pt2 or TorchScript)",
+        help="griffin_lim, the default and the only one loaded: exported vocoder files (.pt2, TorchScript) "
+        "can run code when loaded and are refused",
     )
-    ap.add_argument("--griffin-lim-iters", type=int, default=60, help="Griffin-Lim iterations (default 60)")
-    ap.add_argument("--batch-size", type=int, default=8, help="lines synthesized together (default 8)")
+    ap.add_argument("--griffin-lim-iters", type=positive_int, default=60, help="Griffin-Lim iterations (default 60)")
+    ap.add_argument("--batch-size", type=positive_int, default=8, help="lines synthesized together (default 8)")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     args = ap.parse_args(argv)
-    if args.length_scale <= 0:
-        ap.error("--length-scale must be positive")
     return run_stage("synth", lambda: _run(args))
 
 
@@ -106,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     outputs = _outputs(Path(args.out), len(texts))
     device = resolve_device(args.device)
     synth = Synthesizer.from_file(args.checkpoint, device)
+    if args.speaker is None and len(synth.speakers) > 1:
+        print(_speaker_note(synth.speakers, synth.speakers[synth.speaker(None)]), file=sys.stderr)
     vocoder = load_vocoder(args.vocoder, synth.mel_settings, args.griffin_lim_iters, device)
     utts = synth.synthesize(
         texts, vocoder, args.language, args.speaker, args.reference, args.length_scale, args.batch_size

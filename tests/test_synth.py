@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from model.mel import MelSettings
-from model.vocoder import ExportedVocoder, load_vocoder
+from model.vocoder import UnsafeVocoderError, load_vocoder
 from pipeline.evaluation.synthesizer import Synthesizer, nearest_symbol
 from pipeline.synth import main as synth_main
 
@@ -73,6 +73,86 @@ def test_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys) -> None:
     assert rc == 2 and "no such checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "option, value",
+    [("--batch-size", "0"), ("--griffin-lim-iters", "-3"), ("--length-scale", "0"), ("--batch-size", "many")],
+)
+def test_a_number_option_that_is_not_positive_is_a_usage_error_naming_it(tmp_path, capsys, option, value) -> None:
+    argv = ["Hello.", "--checkpoint", str(tmp_path / "none.pt"), "-o", str(tmp_path / "x.wav"), option, value]
+    with pytest.raises(SystemExit) as refused:
+        synth_main(argv)
+    assert refused.value.code == 2
+    assert f"error: argument {option}: {value!r} is not a positive" in capsys.readouterr().err
+
+
+@pytest.fixture
+def two_speaker_checkpoint(tiny_runs, tmp_path) -> Path:
+    """The tiny parallel run's checkpoint with two speaker names (the model is only ever asked
+    for the default, the first, which it was trained on)."""
+    ckpt = torch.load(tiny_runs["parallel"] / "models" / "best.pt", weights_only=True)
+    ckpt["speakers"] = ["ava", "ben"]
+    path = tmp_path / "two_speakers.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_a_multi_speaker_model_without_speaker_says_which_voice_it_used(two_speaker_checkpoint, tmp_path, capsys):
+    argv = [
+        WORDS,
+        "--checkpoint",
+        str(two_speaker_checkpoint),
+        "-o",
+        str(tmp_path / "x.wav"),
+        "--griffin-lim-iters",
+        "4",
+    ]
+    assert synth_main(argv) == 0
+    assert (
+        "synth: no --speaker given; speaking as 'ava', the first of this model's 2 speakers (ava, ben); "
+        "choose one with --speaker NAME"
+    ) in capsys.readouterr().err.splitlines()
+
+
+def reference_error(tiny_runs, tmp_path, capsys, reference: Path) -> str:
+    """What synth prints on stderr for `--reference reference`; it must fail with exit 2, writing nothing."""
+    out = tmp_path / "x.wav"
+    argv = [WORDS, "--checkpoint", str(tiny_runs["parallel"] / "models" / "best.pt"), "-o", str(out)]
+    assert synth_main([*argv, "--reference", str(reference)]) == 2
+    assert not out.exists()
+    return capsys.readouterr().err
+
+
+def test_a_missing_reference_is_one_line_naming_it(tiny_runs, tmp_path, capsys) -> None:
+    missing = tmp_path / "none.wav"
+    assert (
+        reference_error(tiny_runs, tmp_path, capsys, missing) == f"synth: error: --reference {missing}: no such file\n"
+    )
+
+
+def test_a_reference_that_is_a_folder_is_one_line_naming_it(tiny_runs, tmp_path, capsys) -> None:
+    folder = tmp_path / "voice.wav"
+    folder.mkdir()
+    assert reference_error(tiny_runs, tmp_path, capsys, folder) == (
+        f"synth: error: --reference {folder}: a folder, not an audio file\n"
+    )
+
+
+def test_a_reference_that_is_not_audio_is_one_line_naming_it(tiny_runs, tmp_path, capsys) -> None:
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not a recording", encoding="utf-8")
+    assert reference_error(tiny_runs, tmp_path, capsys, notes) == (
+        f"synth: error: --reference {notes}: not an audio file libsndfile can read (Format not recognised.)\n"
+    )
+
+
+def test_a_reference_without_samples_is_one_line_naming_it(tiny_runs, tmp_path, capsys) -> None:
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 22050)
+    assert reference_error(tiny_runs, tmp_path, capsys, empty) == (
+        f"synth: error: --reference {empty}: no samples (an empty recording has no style to take on)\n"
+    )
+
+
 def test_a_reference_wav_changes_the_style_latent(tiny_runs, tiny_store) -> None:
     synth = Synthesizer.from_file(tiny_runs["parallel"] / "models" / "best.pt")
     wav = next((tiny_store.parent / "corpus" / "wavs").glob("*.wav"))
@@ -99,26 +179,40 @@ class _Upsampler(torch.nn.Module):
 SETTINGS = MelSettings(22050, 1024, 256, 1024, 80, 0.0, 8000.0, 1e-5)
 
 
-def test_an_exported_neural_vocoder_plugs_into_the_same_interface(tmp_path) -> None:
-    frames = torch.export.Dim("T", min=2, max=10000)
-    program = torch.export.export(_Upsampler(), (torch.zeros(1, 80, 10),), dynamic_shapes={"mel": {2: frames}})
-    torch.export.save(program, tmp_path / "voc.pt2")
-    vocoder = load_vocoder(str(tmp_path / "voc.pt2"), SETTINGS, 60)
-    assert isinstance(vocoder, ExportedVocoder) and vocoder.sample_rate == 22050
-    assert vocoder(torch.zeros(10, 80)).shape == (2560,)
-    assert vocoder(torch.zeros(33, 80)).shape == (33 * 256,)  # any length: T is dynamic
+@pytest.fixture
+def loaders_that_must_not_run(monkeypatch):
+    """torch's loaders of exported files, made to fail the test if anything calls them."""
+
+    def never(*args, **kwargs):
+        raise AssertionError("an exported vocoder file was opened")
+
+    monkeypatch.setattr(torch.export, "load", never)
+    monkeypatch.setattr(torch.jit, "load", never)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_a_torchscript_vocoder_is_loaded_too(tmp_path) -> None:
-    torch.jit.script(_Upsampler()).save(str(tmp_path / "voc.pt"))
-    assert load_vocoder(str(tmp_path / "voc.pt"), SETTINGS, 60)(torch.zeros(10, 80)).shape == (2560,)
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_an_exported_vocoder_file_is_refused_without_being_opened(tmp_path, kind, loaders_that_must_not_run):
+    # Loading either format can run code hidden in the file: torch.export.load falls back to
+    # unrestricted pickle for a member weights_only refuses.
+    path = tmp_path / ("voc.pt2" if kind == "pt2" else "voc.pt")
+    if kind == "pt2":
+        frames = torch.export.Dim("T", min=2, max=10000)
+        torch.export.save(
+            torch.export.export(_Upsampler(), (torch.zeros(1, 80, 10),), dynamic_shapes={"mel": {2: frames}}), path
+        )
+    else:
+        torch.jit.script(_Upsampler()).save(str(path))
+    with pytest.raises(UnsafeVocoderError, match="can run code"):
+        load_vocoder(str(path), SETTINGS, 60)
 
 
-def test_a_foreign_or_missing_vocoder_file_is_a_clear_error(tmp_path) -> None:
-    bad = tmp_path / "bad.pt2"
-    bad.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a torch.export file"):
-        load_vocoder(str(bad), SETTINGS, 60)
-    with pytest.raises(FileNotFoundError):
-        load_vocoder(str(Path(tmp_path) / "missing.pt"), SETTINGS, 60)
+def test_synth_with_an_exported_vocoder_file_is_one_line_and_exit_2(
+    tiny_runs, tmp_path, capsys, loaders_that_must_not_run
+) -> None:
+    path = tmp_path / "voc.pt2"
+    path.write_bytes(b"PK crafted")
+    checkpoint = str(tiny_runs["autoregressive"] / "models" / "best.pt")
+    rc = synth_main(["Hello.", "-o", str(tmp_path / "x.wav"), "--checkpoint", checkpoint, "--vocoder", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "can run code" in err and "Traceback" not in err

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline.evaluation.wer import Recognizer, error_counts, normalize_words, word_error_rate
+import sys
+
+import pytest
+
+from pipeline.evaluation.wer import Recognizer, RecognizerUnavailable, error_counts, normalize_words, word_error_rate
 
 
 def test_identical_text_has_zero_wer() -> None:
@@ -48,3 +52,13 @@ def test_the_recognizer_runs_offline_and_hears_clear_speech(tmp_path) -> None:
     wave, sr = sf.read(tmp_path / "s.wav", dtype="float32")
     heard = Recognizer().transcribe(wave, sr)
     assert word_error_rate([text], [heard]) <= 0.5, heard
+
+
+def test_a_recognizer_that_cannot_be_imported_names_the_setting_and_the_fix(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # what a missing or broken install looks like
+    with pytest.raises(RecognizerUnavailable) as raised:
+        Recognizer()
+    message = str(raised.value)
+    assert isinstance(raised.value, ValueError)  # run_stage's one line and exit 2, not a traceback
+    assert message.startswith("eval.recognizer is pocketsphinx but the pocketsphinx package cannot be imported (")
+    assert message.endswith("install it with `pip install pocketsphinx`, or set eval.recognizer: none")

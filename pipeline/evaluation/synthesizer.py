@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from model.config import WORD_SEPARATOR, ModelConfig
@@ -47,6 +48,11 @@ EDGE_FADE_SECONDS = 0.01
 MAX_SECONDS_PER_TOKEN = 0.25
 # Symbols after which a too-long sentence is best cut (a pause the voice makes anyway).
 _SOFT_BREAKS = ",،:"
+
+
+class ReferenceAudioError(ValueError):
+    """The reference recording (`hamgara synth --reference`) cannot be read; the message names
+    the file and why."""
 
 
 def nearest_symbol(symbol: str, known: set[str]) -> str:
@@ -214,18 +220,31 @@ class Synthesizer:
         return piece_owners, pieces
 
     def reference_latent_input(self, wave_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-        """A reference recording as the normalized mel and mask the style encoder reads."""
+        """A reference recording as the normalized mel and mask the style encoder reads. A path
+        that is no file, a file libsndfile cannot decode and one without samples raise
+        ReferenceAudioError."""
         from pipeline.data.audio import load_waveform, recorded_trim_frames
 
         if self.features is None:
             raise CheckpointError("this checkpoint predates reference-audio support (no feature settings stored)")
-        wave, _ = load_waveform(
-            str(wave_path),
-            self.mel_settings.sample_rate,
-            self.features["trim_top_db"],
-            self.features["peak_norm"],
-            *recorded_trim_frames(self.features),
-        )
+        path = Path(wave_path)
+        if not path.exists():
+            raise ReferenceAudioError(f"--reference {path}: no such file")
+        if path.is_dir():
+            raise ReferenceAudioError(f"--reference {path}: a folder, not an audio file")
+        try:
+            wave, _ = load_waveform(
+                str(path),
+                self.mel_settings.sample_rate,
+                self.features["trim_top_db"],
+                self.features["peak_norm"],
+                *recorded_trim_frames(self.features),
+            )
+        except sf.SoundFileError as e:  # libsndfile's refusal: not audio, or a decoder error inside the file
+            reason = getattr(e, "error_string", None) or str(e)
+            raise ReferenceAudioError(f"--reference {path}: not an audio file libsndfile can read ({reason})") from None
+        if wave.numel() == 0:
+            raise ReferenceAudioError(f"--reference {path}: no samples (an empty recording has no style to take on)")
         with torch.no_grad():
             mel = LogMel(self.mel_settings)(wave)
         mel = ((mel - self.mean) / self.std)[None].to(self.device)

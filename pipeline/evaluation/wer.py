@@ -79,16 +79,26 @@ def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     return total.errors / max(total.reference_words, 1)
 
 
+class RecognizerUnavailable(ValueError):
+    """`eval.recognizer: pocketsphinx` is set but pocketsphinx cannot be imported; the message
+    names the setting and both fixes."""
+
+
 class Recognizer:
     """pocketsphinx's bundled en-us model, offline: wave in, text out."""
 
     SAMPLE_RATE = 16000
 
     def __init__(self) -> None:
+        """Load the decoder; RecognizerUnavailable when the pocketsphinx package cannot be imported."""
         try:
             from pocketsphinx import Decoder
         except ImportError as e:
-            raise RuntimeError("pocketsphinx is not installed (pip install pocketsphinx)") from e
+            # Only eval.recognizer: pocketsphinx builds a Recognizer, so the setting is what to name.
+            raise RecognizerUnavailable(
+                f"eval.recognizer is pocketsphinx but the pocketsphinx package cannot be imported ({e}): "
+                "install it with `pip install pocketsphinx`, or set eval.recognizer: none"
+            ) from None
         self._decoder = Decoder(samprate=self.SAMPLE_RATE, loglevel="FATAL")
 
     def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
