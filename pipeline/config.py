@@ -6,17 +6,25 @@ the values it may take (`at_least(1)`, `share()`, `one_of(...)`: its `Limit`), a
 section config checks its fields' types and limits, then its cross-key rules, when it is
 built; `load_params` builds every section, so a bad value (typed by hand or set with
 `dvc exp run -S`) stops a stage before any work starts, with one line per problem naming
-the key.
+the file read and the key.
+
+The file is hostile input like any other: a message shows a value only through `shown`,
+which cuts it to a few dozen characters, and `load_params` refuses YAML whose aliases would
+expand past `MAX_PARAMS_VALUES` before anything is built from it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
 import math
+import os
 import re
+import sys
 import typing
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -30,9 +38,137 @@ T = TypeVar("T")
 # The sections of params.yaml, each read by one typed config below.
 SECTIONS = ("data", "features", "align", "model", "train", "eval", "lr_find")
 
+# The file a problem is said to be in when the params did not come from a file that
+# load_params read (a dict built in code): DVC's params file, the default of every --params.
+PARAMS_FILE = "params.yaml"
+
+# A safety bound, not a knob: the committed params.yaml holds under 400 YAML nodes, so a file
+# whose aliases expand past this is a mistake or an attack ("billion laughs": nine levels of
+# nine-fold aliases are 9**9 values), refused before anything is built from it or printed.
+MAX_PARAMS_VALUES = 100_000
+
+# How much of a value a message shows: enough to recognise it, few enough that a problem
+# stays one readable line whatever the file holds.
+SHOWN_CHARS = 60
+
+# The least of a single value that a message shows, however little room is left after
+# the items before it: a number is never cut to its first digit.
+_SHOWN_SCALAR_CHARS = 12
+
+# Above this many bits an integer is not turned into digits for a message: Python refuses
+# str() of an integer over 4,300 digits (a hex literal in YAML can be far longer).
+_SHOWN_INT_BITS = 10_000
+
+# The largest integer a count may be: it ends up in a tensor shape or a torch seed, which
+# hold 64 bits (a YAML hex literal can be any length, and a float of 1e300 is whole).
+_INT_MAX = 2**63 - 1
+
+# How many unknown keys a message names before it only counts the rest.
+_LISTED_KEYS = 5
+
+# The longest name (NAME_MAX) and path (PATH_MAX less its NUL) that Linux filesystems take,
+# in bytes: a data.corpus longer than these can never be opened, whatever is on disk.
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095
+
 
 class ConfigError(ValueError):
     """params.yaml is missing a key, has an unknown one, or a value of the wrong kind."""
+
+
+class ParamsError(ConfigError):
+    """The problems found in the values of a params file, one line each, every line naming
+    the file: `file` is PARAMS_FILE until `load_params` says which file it read (`naming`),
+    so a message never names params.yaml when --params named another file."""
+
+    def __init__(self, problems: Sequence[str], file: str = PARAMS_FILE) -> None:
+        super().__init__(tuple(problems), file)  # args that rebuild it: it pickles
+        self.problems = tuple(problems)
+        self.file = file
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.file}: {problem}" for problem in self.problems)
+
+    def naming(self, file: str | Path) -> ParamsError:
+        """The same problems, said to be in `file`."""
+        return ParamsError(self.problems, str(file))
+
+
+def _clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` cut to `limit` characters, marked "..." where it was cut."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _size(value: Any) -> str:
+    """How big `value` is, from its own length only (a nested or shared part is never walked)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value).bit_length() > _SHOWN_INT_BITS:  # estimated: its digits are never written
+            return f"about {int(abs(value).bit_length() * math.log10(2)) + 1:,} digits"
+        return f"{len(str(abs(value))):,} digits"
+    n = len(value)
+    if isinstance(value, str):
+        return f"{n:,} character{'s' * (n != 1)}"
+    if isinstance(value, (bytes, bytearray)):
+        return f"{n:,} byte{'s' * (n != 1)}"
+    if isinstance(value, dict):
+        return f"a mapping of {n:,} key{'s' * (n != 1)}"
+    kind = "a list" if isinstance(value, list) else "a set" if isinstance(value, (set, frozenset)) else "a sequence"
+    return f"{kind} of {n:,} item{'s' * (n != 1)}"
+
+
+def _render(value: Any, budget: int) -> tuple[str, bool]:
+    """`value` as Python writes it, stopped after about `budget` characters, and whether it
+    was cut. Only what is written is visited: a list of a million items, or one whose items
+    are shared many times over (YAML aliases), costs as much as its first few items."""
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        opening, closing = ("{", "}") if isinstance(value, (dict, set, frozenset)) else ("[", "]")
+        if isinstance(value, tuple):
+            opening, closing = "(", ")"
+        parts: list[str] = []
+        used, cut = 1, False
+        items = value.items() if isinstance(value, dict) else value
+        for item in items:
+            if isinstance(value, dict):
+                key, key_cut = _render(item[0], budget - used)
+                text, item_cut = _render(item[1], budget - used - len(key) - 2)
+                text, item_cut = f"{key}: {text}", key_cut or item_cut
+            else:
+                text, item_cut = _render(item, budget - used)
+            if parts and (item_cut or used + len(text) > budget):  # whole items, then "..."
+                parts.append("...")
+                cut = True
+                break
+            parts.append(text)
+            used += len(text) + 2
+            cut = cut or item_cut
+        return opening + ", ".join(parts) + closing, cut
+    budget = max(budget, _SHOWN_SCALAR_CHARS)
+    if isinstance(value, (str, bytes, bytearray)):
+        if len(value) <= budget:
+            return repr(value), False
+        head = repr(value[:budget])
+        return head[:-1] + "..." + head[-1], True  # the cut inside the quotes
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > _SHOWN_INT_BITS:
+        return "an integer", True
+    text = repr(value)
+    return (text, False) if len(text) <= budget else (text[:budget] + "...", True)
+
+
+def shown(value: Any) -> str:
+    """`value` for a message: as Python writes it, cut to about SHOWN_CHARS characters and
+    then followed by its size ("'/very/long/...' (4,096 characters)", "[1, 2, 3, ...] (a
+    list of 10,000 items)"). Every value a message shows goes through here: a params file
+    can hold a value of any size, and the message must stay one line."""
+    text, cut = _render(value, SHOWN_CHARS)
+    return f"{text} ({_size(value)})" if cut else text
+
+
+def _label(key: Any) -> str:
+    """A key as part of a dotted params key: a short printable name as it is, anything else
+    (a number, a very long or unprintable name) as `shown` writes it."""
+    if isinstance(key, str) and key.isprintable() and len(key) <= SHOWN_CHARS:
+        return key
+    return shown(key)
 
 
 def check_keys(raw: Any, known: tuple[str, ...] | list[str], where: str) -> None:
@@ -41,18 +177,20 @@ def check_keys(raw: Any, known: tuple[str, ...] | list[str], where: str) -> None
     `where` is the section's dotted path; "" is the top level (the sections themselves)."""
     place = f"`{where}`" if where else "the top level"
     if not isinstance(raw, dict):
-        raise ConfigError(f"params.yaml: {place} must be a mapping, got {type(raw).__name__}")
+        raise ParamsError([f"{place} must be a mapping, got {type(raw).__name__}"])
     prefix = f"{where}." if where else ""
-    unknown = sorted(set(raw) - set(known), key=str)
+    unknown = sorted(set(raw) - set(known), key=_label)
     if unknown:
         hints = []
-        for key in unknown:
-            near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            hints.append(f"{prefix}{key}" + (f" (did you mean {prefix}{near[0]}?)" if near else ""))
-        raise ConfigError(f"params.yaml: unknown key(s): {'; '.join(hints)}. Known under {place}: {', '.join(known)}")
+        for key in unknown[:_LISTED_KEYS]:  # a file can hold thousands: the line names a few
+            near = difflib.get_close_matches(_label(key), known, n=1, cutoff=0.6)
+            hints.append(f"{prefix}{_label(key)}" + (f" (did you mean {prefix}{near[0]}?)" if near else ""))
+        if len(unknown) > _LISTED_KEYS:
+            hints.append(f"and {len(unknown) - _LISTED_KEYS:,} more")
+        raise ParamsError([f"unknown key(s): {'; '.join(hints)}. Known under {place}: {', '.join(known)}"])
     missing = [k for k in known if k not in raw]
     if missing:
-        raise ConfigError(f"params.yaml: missing key(s) under {place}: {', '.join(missing)}")
+        raise ParamsError([f"missing key(s) under {place}: {', '.join(missing)}"])
 
 
 @dataclass(frozen=True)
@@ -155,8 +293,9 @@ def accepts(value: Any, hint: Any) -> tuple[bool, Any]:
 
     YAML's own types decide: true/false is never a number (bool is an int in Python), a
     number is never text, and an int field takes a float only when it is whole (16.0 is kept
-    as 16, since it ends up in range() and tensor shapes). A float field takes ints as they
-    are, and neither nan nor inf (no knob means anything by them)."""
+    as 16, since it ends up in range() and tensor shapes), and no integer beyond 64 bits. A
+    float field takes ints as they are (if a float can hold them), and neither nan nor inf
+    (no knob means anything by them)."""
     hint, nullable = _optional(hint)
     if value is None:
         return nullable, value
@@ -166,10 +305,12 @@ def accepts(value: Any, hint: Any) -> tuple[bool, Any]:
         return hint is bool and isinstance(value, bool), value
     if hint is int:
         if isinstance(value, float) and value.is_integer():
-            return True, int(value)
-        return isinstance(value, int), value
+            return abs(value) <= _INT_MAX, int(value)
+        return isinstance(value, int) and abs(value) <= _INT_MAX, value
     if hint is float:
-        return isinstance(value, (int, float)) and math.isfinite(value), value
+        if isinstance(value, int):  # a hex literal can be an int far beyond any float
+            return abs(value) <= sys.float_info.max, value
+        return isinstance(value, float) and math.isfinite(value), value
     return isinstance(value, hint) if isinstance(hint, type) else True, value
 
 
@@ -194,6 +335,8 @@ def number_hint(value: Any, hint: Any) -> str:
         number = float(value)
     except ValueError:
         return ""
+    if len(value) > SHOWN_CHARS:  # the hint writes the text out again: only short text is
+        return " (text, not a number: write it without quotes)"
     if hint is int and number.is_integer():
         return f" (text, not a number: write {int(number)} without quotes)"
     m = re.fullmatch(r"\s*([-+]?\d*)(\.\d*)?[eE]([-+]?)(\d+)\s*", value)
@@ -211,7 +354,8 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def field_problems(cfg: Any, where: str) -> list[str]:
     """One line per field of the config `cfg` (at params.yaml `where`) whose value has the
-    wrong type or is outside its limit. A whole float in an int field is kept as the int."""
+    wrong type or is outside its limit. A whole float in an int field is kept as the int.
+    The lines do not name the file: the ParamsError that carries them does."""
     problems = []
     for f in fields(cfg):
         if "section" in f.metadata:
@@ -222,7 +366,7 @@ def field_problems(cfg: Any, where: str) -> list[str]:
             object.__setattr__(cfg, f.name, kept)  # frozen: the only way to normalise in place
         if not ok or (limit is not None and not limit.allows(kept)):
             problems.append(
-                f"params.yaml: {where}.{f.name} must be {expected(hint, limit)}, got {value!r}{number_hint(value, hint)}"
+                f"{where}.{f.name} must be {expected(hint, limit)}, got {shown(value)}{number_hint(value, hint)}"
             )
     return problems
 
@@ -240,7 +384,7 @@ class Checked:
         if not problems:
             problems = self.cross_problems()
         if problems:
-            raise ConfigError("\n".join(problems))
+            raise ParamsError(problems)
 
     def cross_problems(self) -> list[str]:
         """Rules that relate two keys of the section; none unless a section says so."""
@@ -257,11 +401,11 @@ def _build(cls: type[T], raw: dict[str, Any], where: str) -> T:
         if sub is not None:
             try:
                 value = _build(sub, value, f"{where}.{f.name}")
-            except ConfigError as e:  # report every nested section's problems together
-                problems.append(str(e))
+            except ParamsError as e:  # report every nested section's problems together
+                problems += e.problems
         values[f.name] = value
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ParamsError(problems)
     return cls(**values)
 
 
@@ -287,18 +431,19 @@ class DemoConfig(Checked):
     def cross_problems(self) -> list[str]:
         problems = []
         if self.min_words > self.max_words:
+            problems.append(f"data.demo.min_words ({self.min_words}) must be <= max_words ({self.max_words})")
+        bad = [e for e in self.extra_voices if not re.fullmatch(r"[A-Za-z0-9_.-]+:[1-9][0-9]*", e)]
+        if bad:
+            # One line however many entries are wrong: the first one shows what to fix.
+            more = len(bad) - 1
+            others = f" ({more:,} more {'entry' if more == 1 else 'entries'} like it)" if more else ""
             problems.append(
-                f"params.yaml: data.demo.min_words ({self.min_words}) must be <= max_words ({self.max_words})"
+                f"data.demo.extra_voices entry {shown(bad[0])} must be '<festival voice>:<utterances>', "
+                f"e.g. 'kal_diphone:150'{others}"
             )
-        for entry in self.extra_voices:
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+:[1-9][0-9]*", entry):
-                problems.append(
-                    f"params.yaml: data.demo.extra_voices entry {entry!r} must be '<festival voice>:<utterances>', "
-                    "e.g. 'kal_diphone:150'"
-                )
         voices = [self.voice] + [e.split(":")[0] for e in self.extra_voices]
         if len(set(voices)) < len(voices):
-            problems.append(f"params.yaml: data.demo voices must differ (each is a speaker), got {voices}")
+            problems.append(f"data.demo voices must differ (each is a speaker), got {shown(voices)}")
         return problems
 
     def speakers(self) -> list[tuple[str, int, int, int]]:
@@ -336,7 +481,7 @@ class ValidateConfig(Checked):
     def cross_problems(self) -> list[str]:
         if self.min_duration >= self.max_duration:
             return [
-                f"params.yaml: data.validate.min_duration ({self.min_duration:g}) must be below "
+                f"data.validate.min_duration ({self.min_duration:g}) must be below "
                 f"max_duration ({self.max_duration:g}): no clip could pass"
             ]
         return []
@@ -356,12 +501,37 @@ class DataConfig(Checked):
     validate: ValidateConfig = dataclasses.field(metadata={"section": ValidateConfig})
 
     def cross_problems(self) -> list[str]:
+        problems = []
+        unusable = path_problem(self.corpus)
+        if unusable:
+            problems.append(f"data.corpus must be the path of a folder, got {shown(self.corpus)}: {unusable}")
         # A regex that does not compile would otherwise fail on the first row of the corpus.
         try:
             re.compile(self.speaker_regex or "")
-        except re.error as e:
-            return [f"params.yaml: data.speaker_regex {self.speaker_regex!r} is not a valid regular expression: {e}"]
-        return []
+        except (re.error, RecursionError) as e:  # Python's regex parser recurses once per group
+            why = _clip(str(e), 2 * SHOWN_CHARS) if isinstance(e, re.error) else "its groups are nested too deeply"
+            problems.append(f"data.speaker_regex {shown(self.speaker_regex)} is not a valid regular expression: {why}")
+        return problems
+
+
+def path_problem(path: str) -> str:
+    """What makes `path` unusable as a path whatever is on disk, in words ("it is empty",
+    "it contains a NUL byte", too long for the filesystem); "" when nothing does. Only the
+    text is looked at: whether the folder exists is for the stage that reads it."""
+    if not path:
+        return "it is empty (write . for the current folder)"
+    if "\x00" in path:
+        return "it contains a NUL byte, which no path can hold"
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        return "it contains a character that no file name can hold (a lone UTF-16 surrogate)"
+    if len(encoded) > PATH_MAX_BYTES:
+        return f"it is {len(encoded):,} bytes long, and a path can be at most {PATH_MAX_BYTES:,}"
+    longest = max(len(part) for part in encoded.split(b"/"))
+    if longest > NAME_MAX_BYTES:
+        return f"a name in it is {longest:,} bytes long, and a file name can be at most {NAME_MAX_BYTES}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -392,35 +562,133 @@ class FeaturesConfig(Checked):
         # The STFT's window must fit its frame, and consecutive frames must not skip samples.
         problems = []
         if self.win_length > self.n_fft:
-            problems.append(f"params.yaml: features.win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+            problems.append(f"features.win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
         if self.hop_length > self.win_length:
-            problems.append(
-                f"params.yaml: features.hop_length ({self.hop_length}) must be <= win_length ({self.win_length})"
-            )
+            problems.append(f"features.hop_length ({self.hop_length}) must be <= win_length ({self.win_length})")
         if self.fmin >= self.fmax:
-            problems.append(f"params.yaml: features.fmin ({self.fmin:g}) must be below fmax ({self.fmax:g})")
+            problems.append(f"features.fmin ({self.fmin:g}) must be below fmax ({self.fmax:g})")
         if self.fmax > self.sample_rate / 2:
             problems.append(
-                f"params.yaml: features.fmax ({self.fmax:g}) must be <= half the sample rate "
-                f"(Nyquist, {self.sample_rate / 2:g})"
+                f"features.fmax ({self.fmax:g}) must be <= half the sample rate (Nyquist, {self.sample_rate / 2:g})"
             )
         return problems
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml as a plain dict, with a clear error when it is absent, malformed, or
-    holds a value any stage would refuse (`check_params`): checked before any work starts."""
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read a params file (params.yaml, or the file --params names) as a plain dict, with a
+    clear error naming that file when it is absent, malformed, too big once its YAML aliases
+    are expanded, or holds a value any stage would refuse (`check_params`): checked before
+    any work starts."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: not found; run from the repository root or pass --params")
+    loader = _AnchorNamingLoader(p.read_text(encoding="utf-8"))
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        root = loader.get_single_node()
+        too_big = _too_big(root, loader.anchor_names) if root is not None else ""
+        raw = loader.construct_document(root) if root is not None and not too_big else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+        # PyYAML quotes the file's own text (an undefined alias's name, a tag): cut each line.
+        raise ConfigError(
+            f"{p}: not valid YAML: " + "\n".join(_clip(line, 2 * SHOWN_CHARS) for line in str(e).splitlines())
+        ) from e
+    except RecursionError as e:  # PyYAML composes recursively, one call per level of nesting
+        raise ConfigError(f"{p}: nested too deeply to read; params nest a few levels") from e
+    except ValueError as e:  # a value YAML reads but Python refuses: an integer of 4,301+ digits
+        why = str(e).split(";")[0].split(":")[0]  # Python's advice after it is for programmers
+        raise ConfigError(f"{p}: a value cannot be read: {_clip(why, 2 * SHOWN_CHARS)}") from e
+    finally:
+        loader.dispose()
+    if too_big:
+        raise ConfigError(f"{p}: {too_big}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: top level must be a mapping of stage sections")
-    check_params(raw)
+    with params_from(p):
+        check_params(raw)
     return raw
+
+
+@contextlib.contextmanager
+def params_from(source: str | Path) -> Iterator[None]:
+    """Say that the params checked inside came from `source`: the file load_params read, or
+    the command-line flag that set a value (`--steps`). A ParamsError raised inside names it
+    instead of params.yaml; its problems are unchanged."""
+    try:
+        yield
+    except ParamsError as e:
+        raise e.naming(source) from None  # the same error, only its source differs
+
+
+class _AnchorNamingLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, also remembering each anchor's name by its node: composing a
+    document forgets the names, and a refusal should say which alias repeats too much."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.anchor_names: dict[int, str] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        node = super().compose_node(parent, index)
+        if getattr(event, "anchor", None):  # an anchor (&name) or an alias (*name) of this node
+            self.anchor_names[id(node)] = event.anchor
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _expanded_sizes(root: yaml.Node) -> dict[int, int]:
+    """How many nodes each node of a composed YAML document stands for once every alias is
+    written out, by node id, counted above MAX_PARAMS_VALUES as MAX_PARAMS_VALUES + 1. An
+    alias is the node it names, so the graph is a DAG of shared nodes: each is counted once
+    and its count reused (9 aliases of 9 aliases cost 18 steps, not 81). A node inside itself
+    (`a: &a [*a]`) would expand without end and counts as over."""
+    over = MAX_PARAMS_VALUES + 1
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # started, not finished: the path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # depth first, without recursion: the nesting is the file's to choose
+        node, finished = stack.pop()
+        if finished:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(over, 1 + sum(sizes[id(c)] for c in _children(node)))
+        elif id(node) in open_nodes:
+            sizes[id(node)] = over  # reached again from inside itself
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    return sizes
+
+
+def _too_big(root: yaml.Node, anchor_names: dict[int, str]) -> str:
+    """Why a composed params document is refused before it is built ("" when it is not):
+    it expands past MAX_PARAMS_VALUES values. Names the outermost key and alias to blame."""
+    sizes = _expanded_sizes(root)
+    if sizes[id(root)] <= MAX_PARAMS_VALUES:
+        return ""
+    keys, node = [], root
+    while isinstance(node, yaml.MappingNode):  # down the key whose value is too big, if one is
+        big = [(k, v) for k, v in node.value if sizes[id(v)] > MAX_PARAMS_VALUES]
+        if not big or id(node) in anchor_names:
+            break
+        key, node = big[0]
+        keys.append(_label(key.value) if isinstance(key, yaml.ScalarNode) else "<a complex key>")
+    where = ".".join(keys) or "the file"
+    while id(node) not in anchor_names:  # the outermost anchored value that is too big
+        inner = [c for c in _children(node) if sizes[id(c)] > MAX_PARAMS_VALUES]
+        if not inner:
+            break
+        node = inner[0]
+    alias = f" through the YAML alias *{_clip(anchor_names[id(node)])}" if id(node) in anchor_names else ""
+    return (
+        f"{where} expands to more than {MAX_PARAMS_VALUES:,} values{alias}; a params file holds a few "
+        "hundred: write the value out instead of repeating aliases"
+    )
 
 
 def data_config(params: dict[str, Any]) -> DataConfig:
@@ -478,7 +746,7 @@ class EvalConfig(Checked):
     utterances: int = at_least(0, note="0 = all of them")
     batch_size: int = at_least(1)
     device: str = device()
-    vocoder: str  # griffin_lim or the path of a TorchScript vocoder: any text
+    vocoder: str  # griffin_lim; model/vocoder.py refuses anything else, saying why (exported files can run code)
     griffin_lim_iters: int = at_least(1)
     length_scale: float = above(0.0)
     mcd_order: int = at_least(1)
@@ -530,24 +798,24 @@ def model_config(
     check_keys(raw, PARAM_KEYS, "model")
     sizes, size = raw["sizes"], raw["size"]
     if not isinstance(sizes, dict):
-        raise ConfigError(f"params.yaml: `model.sizes` must be a mapping of presets, got {type(sizes).__name__}")
+        raise ParamsError([f"`model.sizes` must be a mapping of presets, got {type(sizes).__name__}"])
     if not isinstance(size, str) or size not in sizes:
-        raise ConfigError(f"params.yaml: model.size {size!r} is not one of {sorted(sizes, key=str)}")
-    check_keys(sizes[size], SIZE_KEYS, f"model.sizes.{size}")
+        raise ParamsError([f"model.size {shown(size)} is not one of {shown(sorted(sizes, key=_label))}"])
+    check_keys(sizes[size], SIZE_KEYS, f"model.sizes.{_label(size)}")
     own = {k: raw[k] for k in PARAM_KEYS if k not in ("size", "sizes")}
     values = {**own, **sizes[size]}
 
     def key(name: str) -> str:
-        return f"model.sizes.{size}.{name}" if name in SIZE_KEYS else f"model.{name}"
+        return f"model.sizes.{_label(size)}.{name}" if name in SIZE_KEYS else f"model.{name}"
 
     hints = _hints(ModelConfig)
     problems = []
     for name, value in values.items():
         ok, values[name] = accepts(value, hints[name])
         if not ok:
-            problems.append(f"params.yaml: {key(name)} must be {expected(hints[name], None)}, got {value!r}")
+            problems.append(f"{key(name)} must be {expected(hints[name], None)}, got {shown(value)}")
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ParamsError(problems)
     try:
         return ModelConfig(
             n_symbols=n_symbols,
@@ -558,9 +826,17 @@ def model_config(
             **values,
         )
     except ValueError as e:
-        # ModelConfig says one problem per line, each starting with the field's name.
+        # ModelConfig says one problem per line, each starting with the field's name and
+        # ending with the value as repr writes it (model/ cannot import this module's
+        # `shown`): that repr is swapped for `shown`'s, so a huge model.decoder stays short.
         lines = [line.split(" ", 1) for line in str(e).splitlines()]
-        raise ConfigError("\n".join(f"params.yaml: {key(name)} {rest}" for name, rest in lines)) from e
+        raise ParamsError([f"{key(name)} {_shown_tail(rest, values.get(name))}" for name, rest in lines]) from e
+
+
+def _shown_tail(text: str, value: Any) -> str:
+    """`text` with a final `got <repr of value>` written by `shown` instead."""
+    written = f"got {value!r}"  # the value passed `accepts`: a number or a string
+    return text[: -len(written)] + f"got {shown(value)}" if text.endswith(written) else text
 
 
 def check_params(params: Any) -> None:
@@ -573,22 +849,22 @@ def check_params(params: Any) -> None:
     for build in builders:
         try:
             build(params)
-        except ConfigError as e:
-            problems.append(str(e))
+        except ParamsError as e:
+            problems += e.problems
     model = params["model"]
-    presets = list(model["sizes"]) if isinstance(model, dict) and isinstance(model.get("sizes"), dict) else [None]
+    presets = list(model["sizes"]) if isinstance(model, dict) and isinstance(model.get("sizes"), dict) else []
     seen: set[str] = set()  # the non-preset keys' problems would repeat for every preset
-    for size in presets:
+    for size in [None, *presets]:  # None: as configured, so model.size must name a preset
         sized = params if size is None else {**params, "model": {**model, "size": size}}
         try:
             # The store's sizes are unknown before precompute; any valid ones do here.
             model_config(sized, n_symbols=1, n_speakers=1, n_languages=1, n_mels=1)
-        except ConfigError as e:
-            new = [line for line in str(e).splitlines() if line not in seen]
+        except ParamsError as e:
+            new = [line for line in e.problems if line not in seen]
             seen.update(new)
             problems += new
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ParamsError(problems)
 
 
 LR_SCHEDULES = ("cosine_restarts", "noam")
@@ -655,21 +931,21 @@ class TrainConfig(Checked):
         # The schedule warms up from min_lr to lr and anneals back: min_lr above lr inverts it.
         # warmup_steps >= max_steps is allowed: a short run may be all warm-up.
         if self.min_lr > self.lr:
-            problems.append(f"params.yaml: train.min_lr ({self.min_lr:g}) must be <= lr ({self.lr:g})")
+            problems.append(f"train.min_lr ({self.min_lr:g}) must be <= lr ({self.lr:g})")
         if self.init_from is not None:
             parts = Path(self.init_from).parts
             # dvc.yaml lists pretrained/ as a dependency of train (a null param cannot be one),
             # so a base anywhere else would change without DVC rerunning train.
             if Path(self.init_from).is_absolute() or len(parts) < 2 or parts[0] != PRETRAINED or ".." in parts:
                 problems.append(
-                    f"params.yaml: train.init_from ({self.init_from!r}) must be a checkpoint under {PRETRAINED}/, "
+                    f"train.init_from ({shown(self.init_from)}) must be a checkpoint under {PRETRAINED}/, "
                     f"which DVC tracks for the train stage: copy it there (cp models/best.pt {PRETRAINED}/base.pt) "
                     f"and set train.init_from={PRETRAINED}/base.pt"
                 )
         unknown = [m for m in self.freeze if m not in FREEZABLE]
         if unknown or len(set(self.freeze)) < len(self.freeze):
             problems.append(
-                f"params.yaml: train.freeze must list distinct modules from {', '.join(FREEZABLE)}, got {self.freeze!r}"
+                f"train.freeze must list distinct modules from {', '.join(FREEZABLE)}, got {shown(self.freeze)}"
             )
         return problems
 
@@ -715,7 +991,7 @@ class LrFindConfig(Checked):
 
     def cross_problems(self) -> list[str]:
         if self.start_lr >= self.end_lr:
-            return [f"params.yaml: lr_find.start_lr ({self.start_lr:g}) must be below end_lr ({self.end_lr:g})"]
+            return [f"lr_find.start_lr ({self.start_lr:g}) must be below end_lr ({self.end_lr:g})"]
         return []
 
 

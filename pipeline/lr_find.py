@@ -41,17 +41,19 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.common.atomic import write_json
     from pipeline.common.figures import lr_find_figure
-    from pipeline.config import load_params, lr_find_config, train_config
+    from pipeline.config import load_params, lr_find_config, params_from, train_config
     from pipeline.training.lr_range import lr_find  # torch is loaded only when the sweep is asked for
 
     params = load_params(args.params)
     if args.device is not None:
         # Through the typed config, so a bad --device is refused like a bad train.device.
         params = {**params, "train": {**params["train"], "device": args.device}}
-        train_config(params)
+        with params_from("--device"):
+            train_config(params)
     cfg = lr_find_config(params)
     if args.steps is not None:
-        cfg = dataclasses.replace(cfg, steps=args.steps)  # checked again: --steps 1 is refused
+        with params_from("--steps"):
+            cfg = dataclasses.replace(cfg, steps=args.steps)  # checked again: --steps 1 is refused
     features = Path(args.features)
     if not features.exists():
         raise FileNotFoundError(f"{features}: no features store; run `dvc repro precompute` first")
