@@ -105,8 +105,14 @@ last_value_per_key() {
 
 check_overrides() {
   # The user's KEY=VALUE items after `repro`: a typo fails here, before anything is installed.
+  # An item is one line: run_demo hands the items on one a line, so a newline inside one would
+  # split it into two overrides, and no params.yaml value holds a control character.
   local item
   for item in "$@"; do
+    if [[ $item == *[[:cntrl:]]* ]]; then
+      printf "setup.sh: %q holds a newline or another control character; each KEY=VALUE override of params.yaml is one line (for example train.seed=7)\n" "$item" >&2
+      return 2
+    fi
     if [[ ! $item =~ ^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+= ]]; then
       echo "setup.sh: '$item' is not a KEY=VALUE override of params.yaml (for example train.seed=7)" >&2
       return 2

@@ -100,6 +100,19 @@ def test_setup_sh_names_an_override_that_is_not_key_value() -> None:
         assert f"'{bad}' is not a KEY=VALUE override" in done.stderr
 
 
+def test_setup_sh_refuses_an_override_holding_a_newline() -> None:
+    # Passed on, it would become two overrides: train.seed=7 and model.decoder=parallel.
+    done = setup_sh_check_overrides(["train.seed=7\nmodel.decoder=parallel"])
+    assert done.returncode == 2
+    assert "holds a newline or another control character" in done.stderr
+
+
+def test_setup_sh_refuses_an_override_holding_a_control_character() -> None:
+    done = setup_sh_check_overrides(["train.seed=7\r", "train.lr=1e-3"])
+    assert done.returncode == 2
+    assert "$'train.seed=7\\r' holds a newline or another control character" in done.stderr
+
+
 def test_the_multi_speaker_demo_passes_every_key_once() -> None:
     items = setup_sh_overrides("CPU_DEMO", "MULTI_DEMO")
     keys = [item.split("=", 1)[0] for item in items]

@@ -244,6 +244,28 @@ def test_id_with_a_path_separator_is_rejected_as_bad_id(tmp_path, cfg, bad):
     assert_accepted(result, GOOD_IDS)
 
 
+def test_id_too_long_to_name_a_file_is_rejected_as_bad_id_on_its_line(tmp_path, cfg):
+    corpus = make_corpus(tmp_path / "c")
+    long_id = "x" * 300
+    write_metadata(corpus, [*metadata_lines(corpus), f"{long_id}|{EXTRA['brief']}|{EXTRA['brief']}"])
+    result = validate(corpus, cfg)
+    assert list(reasons(result)) == [long_id]
+    assert "bad_id" in reasons(result)[long_id]
+    assert result.rejected["line"].tolist() == [len(GOOD) + 1]
+    assert "is 300 bytes long: too long to name a file" in result.rejected["details"].iloc[0]
+    assert_accepted(result, GOOD_IDS)
+
+
+def test_folder_in_place_of_a_wav_is_rejected_saying_it_is_a_folder(tmp_path, cfg):
+    corpus = make_corpus(tmp_path / "c", "missing")
+    wav(corpus, "missing").unlink()
+    wav(corpus, "missing").mkdir()
+    result = validate(corpus, cfg)
+    assert reasons(result) == {"missing": ["missing_audio"]}
+    assert result.rejected["details"].iloc[0] == f"{wav(corpus, 'missing')} is a folder, not a file"
+    assert_accepted(result, GOOD_IDS)
+
+
 def test_stereo_44k_file_is_accepted_with_multichannel_and_resampled_warnings(tmp_path, cfg):
     corpus = make_corpus(tmp_path / "c", "stereo")
     plant_stereo_44k(corpus, "stereo", seconds=2.4)

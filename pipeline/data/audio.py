@@ -88,12 +88,37 @@ def decode_audio(path: Path) -> tuple[np.ndarray, int, int | None]:
     return np.concatenate(blocks), sr, declared
 
 
-def dc_to_remove(dc_offset: float, cfg: ValidateConfig) -> float:
+def silence_offset(mono: np.ndarray, frame_length: int, hop_length: int, top_db: float) -> float:
+    """The DC offset of a mono signal: the median level (mean) of its quiet frames, those more
+    than `top_db` below its loudest frame (the quietest frame when none is that quiet).
+
+    Not the whole file's mean: speech need not average to zero (a voice's waveform is lopsided),
+    so subtracting the mean of speech and silence together leaves the silence at minus the
+    speech's share, lifted above the trim's threshold; the quiet frames sit at the offset
+    itself, so subtracting their level makes the silence silent again. Not a high-pass filter
+    either: it would reshape the speech's lowest frequencies and ring where the file starts,
+    whereas a constant removed gives the features of the same file without the offset. A
+    frame's loudness is measured about its own mean (its standard deviation), which an offset
+    does not move, so the quiet frames are found before the offset is known.
+    """
+    if len(mono) < frame_length:
+        frames = mono[np.newaxis, :]
+    else:
+        frames = np.lib.stride_tricks.sliding_window_view(mono, frame_length)[::hop_length]
+    levels = frames.mean(axis=1, dtype=np.float64)
+    loudness = frames.std(axis=1)  # in float32: its temporary is as large as the trim's own frames
+    quiet = loudness <= max(loudness.min(), loudness.max() * 10 ** (-top_db / 20))
+    return float(np.median(levels[quiet]))
+
+
+def dc_to_remove(dc_offset: float, peak: float, cfg: ValidateConfig) -> float:
     """The DC offset precompute subtracts from a file: its measured offset when that exceeds
-    `cfg.max_dc_offset`, else 0.0 (left alone, so files without the fault keep their exact
-    features). The one place the threshold is applied; validate records the result in the
-    manifest's `dc_correction`."""
-    return dc_offset if abs(dc_offset) > cfg.max_dc_offset else 0.0
+    `cfg.max_dc_offset` of the file's `peak`, else 0.0 (left alone, so files without the fault
+    keep their exact features). Relative to the peak because what an offset spoils (the
+    silence trim, the lowest mel channel) is judged against the file's own level: 0.06 is a
+    fault in a file peaking at 0.5 and nothing in a float file peaking at 20. The one place
+    the threshold is applied; validate records the result in the manifest's `dc_correction`."""
+    return dc_offset if abs(dc_offset) > cfg.max_dc_offset * peak else 0.0
 
 
 def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
@@ -140,15 +165,16 @@ def _level_facts(data: np.ndarray, sr: int, cfg: ValidateConfig) -> dict[str, fl
     Silence is measured on the mono mix: frames (`cfg.silence_frame_length` samples, every
     `cfg.silence_hop_length`) more than `cfg.silence_top_db` below the peak at the start and
     end of the file, after removing the DC offset precompute will remove (an offset keeps
-    every frame above the threshold). Clipping counts samples at `clip_level` of full scale,
+    every frame above the threshold). The offset is the level of the same quiet frames
+    (`silence_offset`). Clipping counts samples at `clip_level` of full scale,
     or of the file's own peak when that is above `cfg.max_peak`: a float file far over full
     scale was not clipped at 1.0 (it is a level to rescale), though it may be clipped at its
     own ceiling.
     """
     mono = data.mean(axis=1)
     peak = float(np.abs(data).max())
-    dc_offset = float(mono.mean(dtype=np.float64))
-    remove = dc_to_remove(dc_offset, cfg)
+    dc_offset = silence_offset(mono, cfg.silence_frame_length, cfg.silence_hop_length, cfg.silence_top_db)
+    remove = dc_to_remove(dc_offset, peak, cfg)
     if remove:
         mono = mono - np.float32(remove)
     if bool(np.any(mono)) if remove else peak > 0:
@@ -181,9 +207,9 @@ def load_waveform(
     """Read audio -> mono float32 at target_sr, DC-corrected, silence-trimmed, peak-normalized.
 
     `dc_offset` is subtracted from the mono mix before anything else (the manifest's
-    `dc_correction`: an offset keeps every frame above the trim's threshold and lifts the
-    lowest mel channel); 0.0 leaves the samples untouched, so a file without the fault gives
-    the same bytes as before. The trim measures frames of `frame_length` samples every
+    `dc_correction`, the level of the file's silence: an offset keeps every frame above the
+    trim's threshold and lifts the lowest mel channel); 0.0 leaves the samples untouched, so a
+    file without the fault gives the same bytes as before. The trim measures frames of `frame_length` samples every
     `hop_length` (params features.trim_frame_length/trim_hop_length; the defaults are what
     settings recorded before those params existed mean). Returns the waveform and the seconds
     trimmed from its start (to map timings back).

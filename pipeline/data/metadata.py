@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import DataConfig
+from pipeline.config import DataConfig, path_problem, shown
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -30,6 +30,11 @@ HEADER_TEXT_NAMES = frozenset(
 )
 # Where read_metadata leaves a skipped header line, in the table's attrs: {"line": n, "text": str}.
 HEADER_ATTR = "header"
+# A file name holds at most 255 bytes (NAME_MAX of ext4, XFS, btrfs, APFS), and Hamgara names
+# files by id with up to 31 bytes around it (an evaluation sample while it is written:
+# `.<id>_vocoded_truth.wav.tmp-<pid>`). A longer id could name neither its audio nor its outputs,
+# and the filesystem, asked about such a name, raises "File name too long" instead of answering.
+MAX_ID_BYTES = 255 - 31
 
 
 class MetadataError(ValueError):
@@ -57,15 +62,24 @@ def _split_line(path: Path, lineno: int, line: str) -> list[str]:
 def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
     """Parse `<corpus>/metadata.csv` into a table with one row per line.
 
-    Columns: line (1-based), id, text, normalized_text, speaker, language, audio (path of the
-    wav or flac under `wavs/`; the .wav path when neither exists). The speaker comes from the
+    Columns: line (1-based), id, id_problem (why the id cannot name a file, or ''; see
+    `id_problem`), text, normalized_text, speaker, language, audio (path of the wav or flac under
+    `wavs/`; the .wav path when neither exists, or when the id cannot name a file, which is then
+    not looked for). The speaker comes from the
     metadata's 4th column, else from `cfg.speaker_regex` applied to the id, else
     `cfg.default_speaker`; the language from the 5th column, else `cfg.default_language`.
     """
     corpus = Path(corpus)
     path = corpus / "metadata.csv"
-    if not corpus.is_dir():
-        raise MetadataError(f"{corpus}: corpus folder not found; set data.corpus in params.yaml")
+    unusable = path_problem(str(corpus))  # first: the filesystem raises on a name too long to ask about
+    if unusable or not corpus.is_dir():
+        why = (
+            f"cannot be used: {unusable}" if unusable else "is a file, not a folder" if corpus.exists() else "not found"
+        )
+        raise MetadataError(
+            f"corpus {shown(str(corpus)) if unusable else repr(str(corpus))} {why}; "
+            "set data.corpus in the params file (or validate --corpus)"
+        )
     if not path.is_file():
         raise MetadataError(f"{path}: not found; an LJSpeech-layout corpus needs metadata.csv beside wavs/")
     regex = re.compile(cfg.speaker_regex) if cfg.speaker_regex else None
@@ -121,6 +135,22 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield lineno, line
 
 
+def id_problem(utt_id: str) -> str:
+    """Why `utt_id` cannot name its files (wavs/<id>.wav and what the stages write per id), as a
+    phrase that follows "id <id>", or '' when it can."""
+    if not utt_id:
+        return "is empty"
+    if "/" in utt_id or "\\" in utt_id:
+        return "contains a path separator"
+    size = len(utt_id.encode("utf-8"))
+    if size > MAX_ID_BYTES:
+        return (
+            f"is {size} bytes long: too long to name a file (at most {MAX_ID_BYTES} bytes, "
+            "to leave room for the suffixes of the files named after it)"
+        )
+    return ""
+
+
 def _row(
     corpus: Path, lineno: int, fields: list[str], cfg: DataConfig, regex: re.Pattern[str] | None
 ) -> dict[str, object]:
@@ -141,19 +171,23 @@ def _row(
     else:
         speaker = cfg.default_speaker
     language = fields[4].strip() if len(fields) > 4 and fields[4].strip() else cfg.default_language
+    problem = id_problem(utt_id)
     return {
         "line": lineno,
         "id": utt_id,
+        "id_problem": problem,
         "text": text,
         "normalized_text": normalized,
         "speaker": speaker,
         "language": language,
-        "audio": str(_audio_path(corpus, utt_id)),
+        "audio": str(_audio_path(corpus, utt_id, looked_for=not problem)),
     }
 
 
-def _audio_path(corpus: Path, utt_id: str) -> Path:
-    for suffix in AUDIO_SUFFIXES:
+def _audio_path(corpus: Path, utt_id: str, looked_for: bool) -> Path:
+    """The row's audio file: the first of its suffixes that is a file, else the .wav path.
+    `looked_for` False skips the search (an id that cannot name a file: probing it would raise)."""
+    for suffix in AUDIO_SUFFIXES if looked_for else ():
         candidate = corpus / "wavs" / f"{utt_id}{suffix}"
         if candidate.is_file():
             return candidate

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.config import ValidateConfig
+from pipeline.data.metadata import MAX_ID_BYTES
 
 # The reasons, by name; a failed schema check of the same name is the reason.
 MISSING_AUDIO = "missing_audio"
@@ -49,6 +50,15 @@ class Reason:
 
 def _audio_error(row: pd.Series, cfg: ValidateConfig) -> str:
     return str(row["error"])
+
+
+# The most of an id a detail quotes: a runaway id (a whole transcript pasted into the first
+# column) would bury the reason; the row's line and its full id are in the same report row.
+_QUOTED_ID_CHARS = 40
+
+
+def _shortened(utt_id: str) -> str:
+    return utt_id if len(utt_id) <= _QUOTED_ID_CHARS else utt_id[:_QUOTED_ID_CHARS] + "..."
 
 
 REASONS: dict[str, Reason] = {
@@ -160,10 +170,10 @@ REASONS: dict[str, Reason] = {
         ),
     ),
     BAD_ID: Reason(
-        "an empty id or one with a path separator",
-        "ids may hold letters, digits, _ and - only",
+        "an id that cannot name a file: empty, with a path separator, or too long for a file name",
+        f"ids may hold letters, digits, _ and - only, {MAX_ID_BYTES} bytes at most",
         BAD_ID,
-        lambda row, cfg: f"id {row['id']!r} is empty or contains a path separator",
+        lambda row, cfg: f"id {_shortened(row['id'])!r} {row['id_problem']}",
     ),
 }
 

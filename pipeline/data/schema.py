@@ -36,6 +36,7 @@ class CorpusColumns(pa.DataFrameModel):
 
     line: Series[int] = pa.Field(ge=1)
     id: Series[str]
+    id_problem: Series[str]
     normalized: Series[str]
     status: Series[str]
     duration: Series[float] = pa.Field(nullable=True)
@@ -74,10 +75,7 @@ def row_schema(cfg: ValidateConfig) -> type[pa.DataFrameModel]:
         _unsupported = pa.check("unsupported", name=UNSUPPORTED_CHARS)(_is_blank)
         _unknown_language = pa.check("unknown_language", name=UNKNOWN_LANGUAGE)(_is_blank)
         _dup_id = pa.check("duplicate_of", name=DUPLICATE_ID)(_is_blank)
-
-        @pa.check("id", name=BAD_ID)
-        def _bad_id(cls, s: pd.Series) -> pd.Series:
-            return (s.str.len() > 0) & ~s.str.contains(r"[/\\]", regex=True)
+        _bad_id = pa.check("id_problem", name=BAD_ID)(_is_blank)
 
         @pa.check("status", name=AUDIO_CHECK)
         def _audio(cls, s: pd.Series) -> pd.Series:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from model.text import normalize_text, unsupported_chars
 from pipeline.common.atomic import atomic_path, write_json
-from pipeline.common.runtime import worker_count
+from pipeline.common.runtime import process_pool, worker_count
 from pipeline.config import DataConfig, ValidateConfig
 from pipeline.data.audio import audio_facts, dc_to_remove
 from pipeline.data.metadata import HEADER_ATTR, read_metadata
@@ -64,7 +63,30 @@ class ValidationResult:
 
 
 def _facts_job(args: tuple[str, ValidateConfig]) -> dict[str, Any]:
-    return audio_facts(*args)
+    path, cfg = args
+    facts = audio_facts(path, cfg)
+    # audio_facts calls anything but a file missing; a folder in the file's place is no lost
+    # file, and "does not exist" of it would send the user looking for one.
+    if facts["status"] == "missing" and Path(path).is_dir():
+        facts["error"] = f"{path} is a folder, not a file"
+    return facts
+
+
+def _unnamed_facts(cfg: ValidateConfig) -> dict[str, Any]:
+    """The audio facts of a row whose id cannot name a file (its bad_id says why): none, the file
+    missing and not looked for, since the filesystem refuses some such names with an error."""
+    # audio_facts of no path (the current folder, never a file) is every fact empty.
+    return {**audio_facts("", cfg), "error": "audio not looked for: the id cannot name a file"}
+
+
+def _measure_all(jobs: list[tuple[str, ValidateConfig]], workers: int) -> list[dict[str, Any]]:
+    """Every file's facts, in order: in worker processes, or in this one for a single worker
+    (no pool to start, and librosa's JIT warm-up paid once)."""
+    progress = {"total": len(jobs), "desc": "validate", "unit": "file"}
+    if workers == 1:
+        return list(tqdm(map(_facts_job, jobs), **progress))
+    with process_pool(workers, preload=["pipeline.data.validation"]) as pool:
+        return list(tqdm(pool.imap(_facts_job, jobs, chunksize=8), **progress))
 
 
 def _speaking_rates(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -122,9 +144,9 @@ def measure_rows(corpus: Path, cfg: DataConfig, workers: int, frontend: str = "p
     schema checks. A skipped header line stays in the table's attrs (metadata.HEADER_ATTR)."""
     df = read_metadata(corpus, cfg)
     attrs = dict(df.attrs)
-    jobs = [(p, cfg.validate) for p in df["audio"]]
-    with Pool(worker_count(workers)) as pool:
-        facts = list(tqdm(pool.imap(_facts_job, jobs, chunksize=8), total=len(jobs), desc="validate", unit="file"))
+    named = (df["id_problem"] == "").tolist()
+    measured = iter(_measure_all([(p, cfg.validate) for p, ok in zip(df["audio"], named) if ok], worker_count(workers)))
+    facts = [next(measured) if ok else _unnamed_facts(cfg.validate) for ok in named]
     df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
     df.attrs.update(attrs)
     df["normalized"] = df["normalized_text"].map(normalize_text)
@@ -170,7 +192,9 @@ def validate_corpus(
     failures = failed_checks(df, cfg.validate)
     rejected = _rejected(df, failures, cfg.validate)
     accepted = df.drop(index=list(failures)).copy()
-    accepted[DC_COLUMN] = [dc_to_remove(float(dc), cfg.validate) for dc in accepted["dc_offset"]]
+    accepted[DC_COLUMN] = [
+        dc_to_remove(float(dc), float(peak), cfg.validate) for dc, peak in zip(accepted["dc_offset"], accepted["peak"])
+    ]
     warnings = _warnings(accepted, target_sample_rate, cfg.validate, df.attrs.get(HEADER_ATTR))
     report = _report(df, accepted, rejected, warnings)
     report["seconds"] = round(time.perf_counter() - t0, 2)
@@ -247,7 +271,8 @@ def _row_warnings(r: pd.Series, target_sr: int, vcfg: ValidateConfig) -> list[tu
         out.append(
             (
                 "dc_offset",
-                f"DC offset {r['dc_offset']:+.4f} (max_dc_offset {vcfg.max_dc_offset}); "
+                f"DC offset {r['dc_offset']:+.4f}, {abs(r['dc_offset']) / r['peak']:.1%} of the peak "
+                f"{r['peak']:.2f} (max_dc_offset {vcfg.max_dc_offset} of it); "
                 "precompute subtracts it before trimming silence",
             )
         )
