@@ -7,7 +7,8 @@ reports/doctor.json.
 
 The data: rejections by reason, silence and clipping, sample-rate mix, minutes, sample
 rates and recording level per speaker, alignment-score
-outliers with the ids to listen to, symbol coverage, lengths against the model's limits, mel
+outliers with the ids to listen to, every chunk of features.zarr decoding (a damaged one is
+named with its array, chunk and file), symbol coverage, lengths against the model's limits, mel
 statistics, normalisation in the checkpoint against the store; a checkpoint that is missing
 or unreadable is a problem. The model (on a batch of your training split): overfitting one
 batch, gradient flow per module, each loss term's share of the gradient; the attention's

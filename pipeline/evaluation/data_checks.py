@@ -2,8 +2,9 @@
 store, and the checkpoint read against the store.
 
 Rejections by reason, silence and clipping, the sample-rate mix, alignment-score outliers with
-the ids to listen to, symbol coverage, lengths against the model's limit, mel statistics, and
-whether the checkpoint normalizes and reads text the way the features were made.
+the ids to listen to, every chunk of the store decoding, symbol coverage, lengths against the
+model's limit, mel statistics, and whether the checkpoint normalizes and reads text the way the
+features were made.
 """
 
 from __future__ import annotations
@@ -162,6 +163,29 @@ def check_store(store_path: Path, min_symbol_count: int, max_frames: int) -> lis
         )
     )
     return checks
+
+
+def check_store_integrity(store_path: Path, listed: int = 10) -> list[Check]:
+    """Every chunk of every array in the store decodes (each decoded once); the damaged ones are
+    named with their array, chunk and file (the first `listed` of them). Nothing to say of a
+    missing store: `check_store` says it."""
+    from pipeline.features.store import REBUILD_FIX, damaged_chunks
+
+    if not store_path.exists():
+        return []
+    damaged = damaged_chunks(store_path)
+    if not damaged:
+        return [Check("data", "store integrity", OK, f"every chunk of every array in {store_path} decodes")]
+    more = f"; and {len(damaged) - listed} more" if len(damaged) > listed else ""
+    return [
+        Check(
+            "data",
+            "store integrity",
+            PROBLEM,
+            f"{len(damaged)} damaged chunk(s) in {store_path}: " + "; ".join(map(str, damaged[:listed])) + more,
+            REBUILD_FIX,
+        )
+    ]
 
 
 def check_checkpoint(checkpoint: Path, store_path: Path) -> list[Check]:

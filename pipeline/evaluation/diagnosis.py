@@ -14,11 +14,17 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import train_config
-from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
+from pipeline.evaluation.data_checks import (
+    check_alignment,
+    check_checkpoint,
+    check_store,
+    check_store_integrity,
+    check_validation,
+)
 from pipeline.evaluation.model_diagnosis import check_model
 from pipeline.evaluation.run_checks import check_attention, check_free_running, check_lr_find, check_run
 from pipeline.evaluation.speaker_checks import check_speakers
-from pipeline.evaluation.verdicts import Check
+from pipeline.evaluation.verdicts import PROBLEM, WARNING, Check
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -39,18 +45,27 @@ def review(
     manifest: Path | None = None,
     min_speaker_minutes: float = 10.0,
 ) -> list[Check]:
-    """Every check: the data, the model (when params are given), then the run."""
+    """Every check: the data, the model (when params are given), then the run. On a store with
+    damaged chunks the checks that read its arrays are not run: they would stop on the first
+    damaged chunk, and the integrity check has named them all."""
+    integrity = check_store_integrity(store_path)
+    intact = all(c.verdict != PROBLEM for c in integrity)
     checks = (
         check_validation(read_json(reports / "validation.json"))
         + check_speakers(
             pd.read_parquet(manifest) if manifest is not None and manifest.is_file() else None, min_speaker_minutes
         )
         + check_alignment(read_json(reports / "precompute.json"))
-        + check_store(store_path, min_symbol_count, max_frames)
+        + integrity
+        + (check_store(store_path, min_symbol_count, max_frames) if intact else [])
         + check_checkpoint(checkpoint, store_path)
     )
-    if params is not None:
+    if params is not None and intact:
         checks += check_model(params, store_path, overfit_steps, overfit_lr, checkpoint)
+    elif params is not None:
+        checks.append(
+            Check("model", "model checks", WARNING, f"not run: {store_path} is damaged", integrity[0].fix + " first")
+        )
     checks += check_attention(live_dir) + check_free_running(live_dir) + check_run(live_dir)
     # The params' train.lr when given (what the next run will use), else the report's own.
     configured_lr = train_config(params).lr if params is not None else None
