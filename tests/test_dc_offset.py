@@ -92,3 +92,11 @@ def test_a_quiet_file_whose_offset_is_large_against_its_peak_is_corrected(tmp_pa
     _, dc, kinds = planted_row(corpus, cfg)
     assert dc == pytest.approx(offset, rel=1e-3)
     assert "dc_offset" in kinds
+
+
+def test_speech_from_end_to_end_without_an_offset_is_not_corrected(tmp_path, cfg):
+    # No frame is silent, so no silence can say where zero is; one lopsided frame of speech
+    # must not pass for an offset (it did: the quietest frame's level was taken instead).
+    speech = speech_like(3.0, SR, seed=99, edge=0.0).astype(np.float32)
+    _, removed, kinds = planted_row(corpus_with_audio(tmp_path, speech), cfg)
+    assert removed == 0.0 and "dc_offset" not in kinds

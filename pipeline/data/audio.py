@@ -90,7 +90,9 @@ def decode_audio(path: Path) -> tuple[np.ndarray, int, int | None]:
 
 def silence_offset(mono: np.ndarray, frame_length: int, hop_length: int, top_db: float) -> float:
     """The DC offset of a mono signal: the median level (mean) of its quiet frames, those more
-    than `top_db` below its loudest frame (the quietest frame when none is that quiet).
+    than `top_db` below its loudest frame; the whole signal's mean when no frame is that quiet
+    (a file of speech from end to end has no silence to read an offset from, and no silence for
+    an offset to keep from being trimmed, while one frame of speech can sit far off zero).
 
     Not the whole file's mean: speech need not average to zero (a voice's waveform is lopsided),
     so subtracting the mean of speech and silence together leaves the silence at minus the
@@ -107,7 +109,9 @@ def silence_offset(mono: np.ndarray, frame_length: int, hop_length: int, top_db:
         frames = np.lib.stride_tricks.sliding_window_view(mono, frame_length)[::hop_length]
     levels = frames.mean(axis=1, dtype=np.float64)
     loudness = frames.std(axis=1)  # in float32: its temporary is as large as the trim's own frames
-    quiet = loudness <= max(loudness.min(), loudness.max() * 10 ** (-top_db / 20))
+    quiet = loudness <= loudness.max() * 10 ** (-top_db / 20)
+    if not quiet.any():
+        return float(mono.mean(dtype=np.float64))
     return float(np.median(levels[quiet]))
 
 
