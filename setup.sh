@@ -16,27 +16,27 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(python3 python3-venv python3-dev gcc git festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
               espeak-ng libespeak-ng1 libsndfile1)
 VENV=.venv
-# Demo training on a CPU, chosen by measurement (README, "Exposure bias"): the autoregressive decoder
+# Demo training on a CPU, chosen by measurement (docs/measurements.md, "Exposure bias"): the autoregressive decoder
 # (the recipe's) with aligned conditioning, 3 frames per step and scheduled sampling at 1.0 speaks
 # within 0.21-0.25 of Griffin-Lim-vocoded truth (pocketsphinx WER, two seeds) at 2,800 steps, the
 # wall-clock time of the parallel demo's 2,000.
 # lr 1.7e-3 is what `hamgara lr-find` suggests on the demo (1.6e-3 / 1.8e-3, two seeds); measured against
-# 1e-3 at 2,800 steps: WER gap 0.167 / 0.167 against 0.206 / 0.245 (README, "Exposure bias").
+# 1e-3 at 2,800 steps: WER gap 0.167 / 0.167 against 0.206 / 0.245 (docs/measurements.md, "Exposure bias").
 # No attention dropout: on a CPU it sends attention to torch's reference kernel and its bernoulli_
 # mask; without it (and with model/dropout.py's cheaper masks) a step costs about 1/1.4 of what it
 # did, so 3,600 steps, the cosine cycle and the sampling ramp stretched in proportion, take the
-# wall-clock time the 2,800 did (README, "Where a training step's time goes").
+# wall-clock time the 2,800 did (docs/measurements.md, "Where a training step's time goes").
 # No loader workers: on two cores they compete with torch's two threads and are started again every
 # epoch (33 steps here); the batches are the same, so training is bit-identical, and a step costs
 # less. That and dvclive synced at validations only (pipeline/training/loop.py) pay for 4,400 steps
-# in the time 3,600 took, the cycle and the ramp stretched in proportion (README, "The loop around
+# in the time 3,600 took, the cycle and the ramp stretched in proportion (docs/measurements.md, "The loop around
 # the step").
 CPU_DEMO=(model.decoder=autoregressive model.reduction=3 train.scheduled_sampling=1.0 train.scheduled_sampling_steps=2200
           train.max_steps=4400 train.batch_size=16 train.grad_accumulation=1 model.attention_dropout=0
           train.lr=1.7e-3 train.warmup_steps=200 train.restart_period=4200 train.val_every=250
           train.num_workers=0 train.kl_warmup_steps=500 train.checkpoint_every=250)
 
-# The multi-speaker demo (README, "The multi-speaker demo"): the main voice in LJSpeech layout at
+# The multi-speaker demo (docs/multi-speaker.md): the main voice in LJSpeech layout at
 # 22.05 kHz plus two festival diphone voices of 120 utterances each written VCTK-style at 48 kHz
 # (p301_001_mic1, ...), speakers read from the ids; trained as the single-voice demo (CPU_DEMO).
 MULTI_DEMO=('data.demo.extra_voices=["kal_diphone:120","ked_diphone:120"]' "data.speaker_regex='^(p\d+|demo)_'")

@@ -25,7 +25,7 @@ after each, so a run cut short keeps what it measured):
 On request (`--sections ...,step_times`): each of `--probes` (decoder:amp:cudnn:profile) in a fresh
 process times twelve steps on batch shapes it has not seen, then the same again, with
 torch.profiler's top operators of the first steps: what a new shape costs under each precision
-(it found the cuDNN attention backend's per-shape set-up; README, "The CUDA path, measured").
+(it found the cuDNN attention backend's per-shape set-up; docs/measurements.md, "The CUDA path, measured").
 Sections past `--budget` seconds are skipped and said so. Prints a short table last.
 """
 

@@ -108,7 +108,7 @@ RUNS["ar-demo-lr-find"] = {**DEMO_AR, "train.lr": "1.7e-3"}
 # 64 away (flat cost per frame to 2,048 frames, benchmarks/scaling.py), against "parallel".
 RUNS["parallel-window64"] = {**RUNS["parallel"], "model.frame_attention_window": "64"}
 # The first command at 4,400 steps (setup.sh's CPU_DEMO since the loop's dvclive sync and the
-# loader workers got cheaper: README, "The loop around the step"), pinned like the rest: its
+# loader workers got cheaper: docs/measurements.md, "The loop around the step"), pinned like the rest: its
 # spread over seeds.
 RUNS["ar-demo-4400"] = {
     **DEMO_AR,

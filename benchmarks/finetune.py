@@ -53,7 +53,7 @@ from pipeline.common.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("finetune", "scratch")
-# The fine-tuning preset: what a fine-tune changes beyond init_from (README, "Fine-tuning a new
+# The fine-tuning preset: what a fine-tune changes beyond init_from (docs/fine-tuning.md, "Fine-tuning a new
 # voice", has the measurement). A short warm-up: the base's weights need no careful start. Scheduled
 # sampling at full probability from the first step: a warm start resets the step count, so the
 # ramp would start over and the base, which ended its training on its own predictions, would be

@@ -2,7 +2,7 @@
 
 torch's CPU dropout draws its mask with `bernoulli_`: with the autoregressive demo's prenet,
 residual, feed-forward and postnet dropout it was the largest operator of a training step
-(README, "Where a training step's time goes", has the figures). Comparing one 31-bit integer
+(docs/measurements.md, "Where a training step's time goes", has the figures). Comparing one 31-bit integer
 draw per element with a threshold gives the same Bernoulli(1 - p) mask — p is rounded to a
 multiple of 2^-31 — for a fraction of the cost. Elsewhere (CUDA's dropout is fused into one
 kernel) torch's own dropout runs. Both draw from torch's generator for the device, so
@@ -22,7 +22,7 @@ _INT32_DRAWS = 2**31
 class _KeepAndScale(torch.autograd.Function):
     """x where `keep`, else 0, times `scale`; saves the boolean mask (1 byte per element).
     `torch.where` rather than `x * keep`: multiplying by a boolean tensor promotes it to float
-    first, which cost several times the selection on the CPU (README has the measurement)."""
+    first, which cost several times the selection on the CPU (docs/measurements.md has the measurement)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]

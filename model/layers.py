@@ -18,7 +18,7 @@ from model.dropout import Dropout, dropout
 
 # Every fused attention backend but cuDNN's. Under bf16/fp16 on a GPU torch prefers cuDNN's,
 # which builds a graph for each new input shape: ~300 ms per call the first time a shape is
-# seen, measured on an H200 (benchmarks/cuda_check.py, README "The CUDA path, measured"), and
+# seen, measured on an H200 (benchmarks/cuda_check.py, docs/measurements.md "The CUDA path, measured"), and
 # with length-bucketed batches nearly every step brings new shapes, so mixed precision trained
 # ten times slower than fp32. The others need no per-shape set-up. On the CPU nothing changes:
 # its backends (flash, math) are both in the list.

@@ -1,6 +1,6 @@
 """One entry wrapper for every command, so all of them fail the same way with the same exit codes.
 
-Exit codes (README, "Exit codes"):
+Exit codes (docs/troubleshooting.md, "Exit codes"):
   0  done
   1  an unexpected error: a bug of ours; Python prints the traceback (please report it)
   2  bad input or params: the message names the file, row or key and what to change

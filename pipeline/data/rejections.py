@@ -1,6 +1,6 @@
 """Every reason validate can reject a row for: what it means, what the user can do about it,
 the schema check that finds it and the detail written beside it. The one list that the schema,
-validate's reports, doctor and the README table follow (tests/test_validate.py checks them)."""
+validate's reports, doctor and the table in docs/corpus.md follow (tests/test_validate.py checks them)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ Detail = Callable[[pd.Series, ValidateConfig], str]
 
 @dataclass(frozen=True)
 class Reason:
-    """One rejection reason: its meaning (the README table), the fix, the schema check that
+    """One rejection reason: its meaning (the table in docs/corpus.md), the fix, the schema check that
     finds it, and the detail line for reports/rejected.csv of a row rejected for it."""
 
     meaning: str

@@ -174,7 +174,7 @@ def check_free_running(live_dir: Path, max_gap_share: float = 0.5, min_on_time: 
             ("exposure bias: " if drifts else "") + evidence,
             "the decoder drifts on its own output: keep model.aligned_conditioning and "
             "train.scheduled_sampling on (both are by default); with them on, train longer or raise "
-            "train.scheduled_sampling toward 1.0 (README, 'Exposure bias')"
+            "train.scheduled_sampling toward 1.0 (docs/measurements.md, 'Exposure bias')"
             if drifts
             else "",
         ),

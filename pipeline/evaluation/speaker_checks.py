@@ -37,7 +37,7 @@ def check_speaker_minutes(manifest: pd.DataFrame, min_minutes: float) -> Check:
         "a small speaker is seen as often as its share of the corpus: record more of it, or fine-tune a base model "
         "on it (train.init_from); train.speaker_balance (0.5 tempers the mix, 1 gives each speaker the same share) "
         "is an experiment to measure against the plain sampler, not a sure fix (dvc exp run, then dvc metrics diff; "
-        "README, 'The multi-speaker demo')",
+        "docs/measurements.md, 'The multi-speaker demo, measured')",
     )
 
 

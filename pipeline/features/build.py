@@ -1,7 +1,7 @@
 """One precompute run as a small object with named steps, in the order they run: text and
 tokens, plan (fingerprint, resume a partial store), extract audio features, align, finish the
 store (split and statistics), report. What each step produces is described in the
-`precompute` command's help (pipeline/precompute.py) and the README.
+`precompute` command's help (pipeline/precompute.py) and docs/corpus.md.
 """
 
 from __future__ import annotations

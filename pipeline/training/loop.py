@@ -232,7 +232,7 @@ def _end_live_step(live: Any, validated: bool) -> None:
 
     Why not `next_step` every step: it also prepares a DVC Studio update, and dvclive 3.49
     re-reads every metric .tsv in full to do so even when no Studio is configured, a cost that
-    grows with the run's length (README, "The loop around the step"). The rows, metrics.json
+    grows with the run's length (docs/measurements.md, "The loop around the step"). The rows, metrics.json
     and the steps written are the same either way; Studio and the VS Code extension hear of
     the run at each validation."""
     if validated:
