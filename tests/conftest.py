@@ -44,9 +44,11 @@ def repo_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def warm_librosa() -> None:
-    """Compile librosa's numba kernels once in this process, so forked pool workers inherit them.
+    """Compile librosa's numba kernels once in this process, for the validate and precompute
+    runs that measure files here (one worker: no pool).
 
-    Without it every validate/precompute worker pays the JIT cost (seconds) on its first file.
+    Without it each such test pays the JIT cost (about a second) on its first file. Pool workers
+    start from a fork server and compile their own (pipeline/common/runtime.py says why).
     """
     import librosa
 

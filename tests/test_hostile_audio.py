@@ -50,7 +50,10 @@ def wav(corpus: Path, utt_id: str) -> Path:
 
 
 def validate(corpus: Path, cfg: DataConfig, frontend: str = "phonemes") -> ValidationResult:
-    return validate_corpus(corpus, cfg, target_sample_rate=SR, workers=2, frontend=frontend)
+    # One worker: the files are measured in this process, whose librosa kernels warm_librosa
+    # compiled once; pool workers would compile them again for every test. The pool path has
+    # its own tests (the CLI tests, test_precompute's build, test_process_pool).
+    return validate_corpus(corpus, cfg, target_sample_rate=SR, workers=1, frontend=frontend)
 
 
 def reasons(result: ValidationResult) -> dict[str, list[str]]:

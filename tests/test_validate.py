@@ -84,7 +84,10 @@ def plant_stereo_44k(corpus: Path, utt_id: str, seconds: float) -> None:
 
 
 def validate(corpus: Path, cfg: DataConfig) -> ValidationResult:
-    return validate_corpus(corpus, cfg, target_sample_rate=SR, workers=2)
+    # One worker: the files are measured in this process, whose librosa kernels warm_librosa
+    # compiled once; pool workers would compile them again for every test. The pool path has
+    # its own tests (the CLI test below, test_precompute's build, test_process_pool).
+    return validate_corpus(corpus, cfg, target_sample_rate=SR, workers=1)
 
 
 def reasons(result: ValidationResult) -> dict[str, list[str]]:
