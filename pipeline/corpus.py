@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.common.cli_args import non_negative_int
 from pipeline.common.runtime import worker_count
 from pipeline.common.stage import run_stage
 from pipeline.config import data_config, load_params
@@ -42,7 +43,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "which may be your own corpus)",
     )
     parser.add_argument(
-        "--workers", type=int, default=0, help="parallel festival processes; 0 = all cores (default: %(default)s)"
+        "--workers",
+        type=non_negative_int,
+        default=0,
+        help="parallel festival processes; 0 = all cores (default: %(default)s)",
     )
     return parser.parse_args(argv)
 

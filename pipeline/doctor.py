@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.common.atomic import write_json, write_text
+from pipeline.common.cli_args import non_negative_float, non_negative_int, positive_float
 from pipeline.common.stage import EXIT_VERDICT, run_stage
 from pipeline.evaluation.diagnosis import review
 from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING, render_markdown
@@ -44,14 +45,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run", default="dvclive", help="the training run's dvclive folder")
     ap.add_argument("--params", default="params.yaml", help="params file (the model checks build the model from it)")
     ap.add_argument("--manifest", default="data/manifest.parquet", help="validate's manifest (the per-speaker checks)")
-    ap.add_argument("--min-symbol-count", type=int, default=20, help="symbols rarer than this in training are flagged")
     ap.add_argument(
-        "--min-speaker-minutes", type=float, default=10.0, help="speakers with less audio than this are flagged"
+        "--min-symbol-count", type=non_negative_int, default=20, help="symbols rarer than this in training are flagged"
     )
     ap.add_argument(
-        "--overfit-steps", type=int, default=150, help="steps of the overfit-one-batch check; 0 skips the model checks"
+        "--min-speaker-minutes",
+        type=non_negative_float,
+        default=10.0,
+        help="speakers with less audio than this are flagged",
     )
-    ap.add_argument("--overfit-lr", type=float, default=1e-3, help="learning rate of the overfit-one-batch check")
+    ap.add_argument(
+        "--overfit-steps",
+        type=non_negative_int,
+        default=150,
+        help="steps of the overfit-one-batch check; 0 skips the model checks",
+    )
+    ap.add_argument(
+        "--overfit-lr", type=positive_float, default=1e-3, help="learning rate of the overfit-one-batch check"
+    )
     args = ap.parse_args(argv)
     return run_stage("doctor", lambda: _run(args))
 

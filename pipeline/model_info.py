@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from model.tts import HamgaraTTS, parameter_counts
+from pipeline.common.cli_args import positive_int
 from pipeline.common.stage import run_stage
 from pipeline.config import load_params, model_config
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     ap.add_argument("--features", default="data/features.zarr", help="features store giving the vocabulary")
-    ap.add_argument("--symbols", type=int, default=80, help="symbol count when there is no features store")
+    ap.add_argument("--symbols", type=positive_int, default=80, help="symbol count when there is no features store")
     args = ap.parse_args(argv)
     return run_stage("model-info", lambda: _run(args))
 
