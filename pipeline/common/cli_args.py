@@ -10,48 +10,40 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def _number(text: str, parse: Callable[[str], N], allowed: Callable[[N], bool], what: str) -> N:
+    """`text` read by `parse` when that succeeds and `allowed` holds of the value; else the
+    usage error "'<text>' is not <what>"."""
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not allowed(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
 
 
 def positive_int(text: str) -> int:
     """A whole number of 1 or more (a count, a size)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
+    return _number(text, int, lambda v: v >= 1, "a positive whole number")
 
 
 def non_negative_int(text: str) -> int:
     """A whole number of 0 or more (a count where 0 means none, or all)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
-    return value
+    return _number(text, int, lambda v: v >= 0, "a whole number of 0 or more")
 
 
 def non_negative_float(text: str) -> float:
     """A finite number of 0 or more (an amount where 0 means none)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
-    return value
+    # nan (false in every comparison) and inf are no amount either.
+    return _number(text, float, lambda v: v >= 0 and math.isfinite(v), "a number of 0 or more")
 
 
 def positive_float(text: str) -> float:
     """A finite number above 0 (a scale, a rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    # nan (false in every comparison) and inf are no scale either.
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
+    return _number(text, float, lambda v: v > 0 and math.isfinite(v), "a positive number")
