@@ -125,16 +125,12 @@ def dc_to_remove(dc_offset: float, peak: float, cfg: ValidateConfig) -> float:
     return dc_offset if abs(dc_offset) > cfg.max_dc_offset * peak else 0.0
 
 
-def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
-    """Facts about one file. `status` is ok, missing, unreadable or empty; `error` says why.
-
-    Beside them: `frames` decoded and `missing_frames` that the header declares beyond them
-    (a truncated file), and `non_finite` samples (NaN/inf: no level fact of such a file means
-    anything, so they are left empty and the file is named for its real fault, not "silent").
-    """
-    facts: dict[str, Any] = {
-        "status": "ok",
-        "error": "",
+def missing_facts(error: str) -> dict[str, Any]:
+    """The facts of a file there is nothing to measure of: every fact empty, `status` missing,
+    `error` saying why."""
+    return {
+        "status": "missing",
+        "error": error,
         "channels": np.nan,
         "sample_rate": np.nan,
         "duration": np.nan,
@@ -144,9 +140,21 @@ def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
         "non_finite": np.nan,
         **dict.fromkeys(_LEVEL_FACTS, np.nan),
     }
+
+
+def audio_facts(path: str | Path, cfg: ValidateConfig) -> dict[str, Any]:
+    """Facts about one file. `status` is ok, missing, unreadable or empty; `error` says why.
+
+    Beside them: `frames` decoded and `missing_frames` that the header declares beyond them
+    (a truncated file), and `non_finite` samples (NaN/inf: no level fact of such a file means
+    anything, so they are left empty and the file is named for its real fault, not "silent").
+    """
     path = Path(path)
     if not path.is_file():
-        return {**facts, "status": "missing", "error": f"{path} does not exist"}
+        # A folder in the file's place is no lost file: "does not exist" would send the user
+        # looking for one.
+        return missing_facts(f"{path} is a folder, not a file" if path.is_dir() else f"{path} does not exist")
+    facts = {**missing_facts(""), "status": "ok"}
     try:
         data, sr, declared = decode_audio(path)
     except Exception as e:  # soundfile raises several types for corrupt files

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import DataConfig, path_problem, shown
+from pipeline.config import NAME_MAX_BYTES, DataConfig, path_problem, shown
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -34,7 +34,7 @@ HEADER_ATTR = "header"
 # files by id with up to 31 bytes around it (an evaluation sample while it is written:
 # `.<id>_vocoded_truth.wav.tmp-<pid>`). A longer id could name neither its audio nor its outputs,
 # and the filesystem, asked about such a name, raises "File name too long" instead of answering.
-MAX_ID_BYTES = 255 - 31
+MAX_ID_BYTES = NAME_MAX_BYTES - 31
 
 
 class MetadataError(ValueError):

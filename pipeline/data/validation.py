@@ -21,7 +21,7 @@ from model.text import normalize_text, unsupported_chars
 from pipeline.common.atomic import atomic_path, write_json
 from pipeline.common.runtime import process_pool, worker_count
 from pipeline.config import DataConfig, ValidateConfig
-from pipeline.data.audio import audio_facts, dc_to_remove
+from pipeline.data.audio import audio_facts, dc_to_remove, missing_facts
 from pipeline.data.metadata import HEADER_ATTR, read_metadata
 from pipeline.data.rejections import DUPLICATE_TEXT, reason_detail, reason_of
 from pipeline.data.schema import failed_checks
@@ -63,20 +63,12 @@ class ValidationResult:
 
 
 def _facts_job(args: tuple[str, ValidateConfig]) -> dict[str, Any]:
-    path, cfg = args
-    facts = audio_facts(path, cfg)
-    # audio_facts calls anything but a file missing; a folder in the file's place is no lost
-    # file, and "does not exist" of it would send the user looking for one.
-    if facts["status"] == "missing" and Path(path).is_dir():
-        facts["error"] = f"{path} is a folder, not a file"
-    return facts
+    return audio_facts(*args)
 
 
-def _unnamed_facts(cfg: ValidateConfig) -> dict[str, Any]:
-    """The audio facts of a row whose id cannot name a file (its bad_id says why): none, the file
-    missing and not looked for, since the filesystem refuses some such names with an error."""
-    # audio_facts of no path (the current folder, never a file) is every fact empty.
-    return {**audio_facts("", cfg), "error": "audio not looked for: the id cannot name a file"}
+# The audio facts of a row whose id cannot name a file (its bad_id says why): none, the file not
+# looked for, since the filesystem refuses some such names with an error instead of answering.
+UNNAMED_FACTS = missing_facts("audio not looked for: the id cannot name a file")
 
 
 def _measure_all(jobs: list[tuple[str, ValidateConfig]], workers: int) -> list[dict[str, Any]]:
@@ -146,7 +138,7 @@ def measure_rows(corpus: Path, cfg: DataConfig, workers: int, frontend: str = "p
     attrs = dict(df.attrs)
     named = (df["id_problem"] == "").tolist()
     measured = iter(_measure_all([(p, cfg.validate) for p, ok in zip(df["audio"], named) if ok], worker_count(workers)))
-    facts = [next(measured) if ok else _unnamed_facts(cfg.validate) for ok in named]
+    facts = [next(measured) if ok else UNNAMED_FACTS for ok in named]
     df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
     df.attrs.update(attrs)
     df["normalized"] = df["normalized_text"].map(normalize_text)
