@@ -42,6 +42,16 @@ def test_a_package_that_cannot_be_imported_is_named_with_the_fix(capsys):
     assert "hamgara_no_such_package" in err and "setup.sh" in err
 
 
+def test_an_import_of_our_own_code_that_fails_is_a_bug_not_an_install_problem():
+    def work() -> int:
+        from pipeline.config import no_such_name  # noqa: F401
+
+        return 0
+
+    with pytest.raises(ImportError):
+        run_stage("evaluate", work)
+
+
 @pytest.mark.parametrize(
     "error", [MemoryError(), torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")]
 )

@@ -29,6 +29,10 @@ EXIT_VERDICT = 4
 EXIT_INTERRUPTED = 130
 
 
+# The top-level packages of this repository (pyproject's packages, and the benchmarks).
+_OUR_PACKAGES = frozenset({"pipeline", "model", "benchmarks"})
+
+
 class RunAborted(RuntimeError):
     """The work started and cannot go on; the message says why and what was kept."""
 
@@ -71,8 +75,10 @@ def classify(e: BaseException) -> tuple[int, str] | None:
     soundfile = sys.modules.get("soundfile")  # not imported: the error cannot be one of its
     if soundfile is not None and isinstance(e, soundfile.SoundFileError):
         return EXIT_BAD_INPUT, f"an audio file cannot be read: {_message(e)}"
-    if isinstance(e, ImportError):
-        missing = e.name or "a module"
+    # Only a package of the environment is an incomplete install; an import of our own code that
+    # fails (or one that names no module) is a bug, and keeps its traceback.
+    if isinstance(e, ImportError) and e.name and e.name.partition(".")[0] not in _OUR_PACKAGES:
+        missing = e.name
         return EXIT_BAD_INPUT, (
             f"the package {missing} cannot be imported ({_message(e)}): the install is incomplete; "
             "rerun ./setup.sh (or pip install -e .) in this environment"
