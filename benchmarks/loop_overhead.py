@@ -33,8 +33,9 @@ import torch
 
 from benchmarks.decoders import cpu_demo, with_overrides
 from pipeline.common.atomic import write_json
+from pipeline.common.run_log import end_live_step as _end_live_step
 from pipeline.config import load_params
-from pipeline.training.loop import _end_live_step, fit
+from pipeline.training.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_METRICS = 25  # what the loop logs per step on a CPU with the demo's settings

@@ -1,4 +1,5 @@
-"""Mel -> waveform. Griffin-Lim: no pretrained neural vocoder can be downloaded here.
+"""Mel -> waveform: Griffin-Lim, or the generator the vocoder stage trains on the corpus (no
+pretrained vocoder can be downloaded here).
 
 Anything with `sample_rate` and `__call__(log_mel [frames, n_mels]) -> wave [samples]` is a
 vocoder. Files of exported generators (torch.export `.pt2`, TorchScript) are refused, not
@@ -17,6 +18,7 @@ import torch
 import torchaudio
 
 from model.mel import MelSettings
+from model.vocoder_generator import VocoderGenerator
 
 
 class Vocoder(Protocol):
@@ -71,7 +73,40 @@ class GriffinLimVocoder:
             log_mel = torch.cat([log_mel, silence], dim=-2)
         mel = torch.exp(log_mel).transpose(-1, -2)  # [..., n_mels, frames]
         linear = self.inverse_mel(mel).clamp_min(0.0)
-        return self.griffin_lim(linear)
+        # torchaudio's frames are centred on t * hop; the mel's (model/mel.py) on t * hop + hop / 2.
+        # Delayed by half a hop the wave lines up with the recording sample for sample, which
+        # copy-synthesis scores that do not realign (ESTOI) need.
+        return torch.nn.functional.pad(self.griffin_lim(linear), (self.settings.hop_length // 2, 0))
+
+
+class TrainedVocoder:
+    """The vocoder stage's generator, run without gradients on `device`; waves come back on the CPU."""
+
+    def __init__(self, generator: VocoderGenerator, device: torch.device | str = "cpu") -> None:
+        self.generator = generator.to(device).eval()
+        self.device = torch.device(device)
+        self.settings = generator.settings
+        self.sample_rate = generator.settings.sample_rate
+
+    def min_frames(self) -> int:
+        """The fewest frames the phase reconstruction's STFT can reflect-pad."""
+        return (self.settings.n_fft - self.settings.hop_length) // (2 * self.settings.hop_length) + 2
+
+    @torch.no_grad()
+    def __call__(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """log_mel [frames, n_mels] or [B, frames, n_mels] -> wave [samples] or [B, samples];
+        a mel shorter than `min_frames` is padded with silence, as Griffin-Lim's is."""
+        single = log_mel.dim() == 2
+        mel = log_mel.float().to(self.device)
+        mel = mel.unsqueeze(0) if single else mel
+        short = self.min_frames() - mel.size(-2)
+        if short > 0:
+            silence = torch.full(
+                (mel.size(0), short, mel.size(-1)), math.log(self.settings.log_clamp), device=mel.device
+            )
+            mel = torch.cat([mel, silence], dim=-2)
+        wave = self.generator(mel).float().cpu()
+        return wave[0] if single else wave
 
 
 class UnsafeVocoderError(ValueError):

@@ -11,6 +11,7 @@ STAGES = {
     "validate": "check every corpus row; write data/manifest.parquet and reports/",
     "precompute": "log-mels, phoneme ids, durations and split into data/features.zarr",
     "train": "train the acoustic model; models/ and dvclive/ (resumes after an interruption)",
+    "vocoder": "train the mel -> waveform vocoder on the corpus's recordings; models/vocoder.pt (resumes)",
     "evaluate": "free-running synthesis of the validation split scored against the recordings; reports/",
     "synth": 'text to speech from a checkpoint: hamgara synth "Hello." -o hello.wav',
     "doctor": "review the data and the training run: reports/doctor.md (ok / warning / problem, with fixes)",

@@ -36,7 +36,7 @@ from model.config import LOSS_TERMS, PARAM_KEYS, SIZE_KEYS, WORD_SEPARATOR, Loss
 T = TypeVar("T")
 
 # The sections of params.yaml, each read by one typed config below.
-SECTIONS = ("data", "features", "align", "model", "train", "eval", "lr_find")
+SECTIONS = ("data", "features", "align", "model", "train", "vocoder", "eval", "lr_find")
 
 # The file a problem is said to be in when the params did not come from a file that
 # load_params read (a dict built in code): DVC's params file, the default of every --params.
@@ -746,7 +746,7 @@ class EvalConfig(Checked):
     utterances: int = at_least(0, note="0 = all of them")
     batch_size: int = at_least(1)
     device: str = device()
-    vocoder: str  # griffin_lim; model/vocoder.py refuses anything else, saying why (exported files can run code)
+    vocoder: str  # trained | griffin_lim; model/vocoder.py refuses exported files, saying why (they can run code)
     griffin_lim_iters: int = at_least(1)
     length_scale: float = above(0.0)
     mcd_order: int = at_least(1)
@@ -845,7 +845,7 @@ def check_params(params: Any) -> None:
     listing every problem found, one line each, section by section."""
     check_keys(params, SECTIONS, "")
     problems: list[str] = []
-    builders = (data_config, features_config, align_config, train_config, eval_config, lr_find_config)
+    builders = (data_config, features_config, align_config, train_config, vocoder_config, eval_config, lr_find_config)
     for build in builders:
         try:
             build(params)
@@ -968,6 +968,58 @@ class TrainConfig(Checked):
 def train_config(params: dict[str, Any]) -> TrainConfig:
     """The `train` section as a typed config; an unknown key is an error naming the nearest known one."""
     return _build(TrainConfig, params.get("train", {}), "train")
+
+
+@dataclass(frozen=True)
+class VocoderConfig(Checked):
+    """The vocoder stage (params.yaml `vocoder`): the generator's shape, its phase
+    reconstruction, and its training. pipeline/vocoding/ reads every field."""
+
+    SECTION = "vocoder"
+
+    dim: int = at_least(1)
+    intermediate: int = at_least(1)
+    layers: int = at_least(1)
+    kernel: int = at_least(1)
+    phase_iters: int = at_least(0, note="0 = zero phase: a test of the magnitude alone")
+    momentum: float = between(0.0, 1.0, high_open=True)  # 1 would make the accelerated update diverge
+    segment_frames: int = at_least(2)  # the phase reconstruction's STFT reflect-pads a segment by (n_fft - hop) / 2
+    batch_size: int = at_least(1)
+    lr: float = above(0.0)
+    warmup_steps: int = at_least(0, note="0 = no warm-up")
+    max_steps: int = at_least(1)
+    spectral_convergence_weight: float = at_least(0.0)
+    grad_clip: float = above(0.0)
+    val_every: int = at_least(1)
+    samples: int = at_least(0, note="0 = none")
+    checkpoint_every: int = at_least(1)
+    max_nonfinite: int = at_least(1)
+    seed: int = at_least(0)
+    device: str = device()
+    mixed_precision: bool
+    init_from: str | None  # null = from scratch
+
+    def cross_problems(self) -> list[str]:
+        problems = []
+        if self.kernel % 2 == 0:
+            problems.append(
+                f"vocoder.kernel ({self.kernel}) must be odd: an even kernel shifts every frame by half a frame"
+            )
+        if self.init_from is not None:
+            parts = Path(self.init_from).parts
+            # As train.init_from: dvc.yaml lists pretrained/ as a dependency of the vocoder stage.
+            if Path(self.init_from).is_absolute() or len(parts) < 2 or parts[0] != PRETRAINED or ".." in parts:
+                problems.append(
+                    f"vocoder.init_from ({shown(self.init_from)}) must be a vocoder checkpoint under {PRETRAINED}/, "
+                    f"which DVC tracks for the vocoder stage: copy it there (cp models/vocoder.pt {PRETRAINED}/vocoder.pt) "
+                    f"and set vocoder.init_from={PRETRAINED}/vocoder.pt"
+                )
+        return problems
+
+
+def vocoder_config(params: dict[str, Any]) -> VocoderConfig:
+    """The `vocoder` section as a typed config."""
+    return _build(VocoderConfig, params.get("vocoder", {}), "vocoder")
 
 
 LR_FIND_RULES = ("min_over", "steepest")

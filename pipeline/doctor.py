@@ -15,7 +15,8 @@ batch, gradient flow per module, each loss term's share of the gradient; the att
 alignment error over training; free-running synthesis against teacher forcing at the last
 validation (exposure bias) and how many utterances ended on time. The run: LR schedule as applied, skipped non-finite steps,
 plateau and early-stop events, the loss slope, train/validation gap, throughput and GPU
-utilisation. The checks live in pipeline/evaluation/ (diagnosis.py and the modules it calls).
+utilisation. The vocoder: whether one was trained, for these mels, and how it compares with
+Griffin-Lim in reports/eval.json. The checks live in pipeline/evaluation/ (diagnosis.py and the modules it calls).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default="data/features.zarr")
     ap.add_argument("--checkpoint", default="models/best.pt")
     ap.add_argument("--run", default="dvclive", help="the training run's dvclive folder")
+    ap.add_argument(
+        "--vocoder", default="models/vocoder.pt", help="the vocoder stage's generator (reviewed when present)"
+    )
     ap.add_argument("--params", default="params.yaml", help="params file (the model checks build the model from it)")
     ap.add_argument("--manifest", default="data/manifest.parquet", help="validate's manifest (the per-speaker checks)")
     ap.add_argument(
@@ -82,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         overfit_lr=args.overfit_lr,
         manifest=Path(args.manifest),
         min_speaker_minutes=args.min_speaker_minutes,
+        vocoder=Path(args.vocoder),
     )
     write_json(Path(args.reports) / "doctor.json", {"checks": [asdict(c) for c in checks]})
     write_text(Path(args.reports) / "doctor.md", render_markdown(checks))

@@ -10,7 +10,10 @@ convergence figures:
 - length ratio error, stop-token behaviour (autoregressive decoder), duration error;
 - word error rate of an offline recognizer on synthesized, vocoded-truth and true audio (and
   on the held-back sentences of `eval.sentences`);
-- real-time factor of synthesis; steps_to_target, the validation curve's area, wall time.
+- real-time factor of synthesis; steps_to_target, the validation curve's area, wall time;
+- Griffin-Lim and the trained vocoder side by side (`vocoder.<name>.*`): copy synthesis of the
+  recordings' mels scored by PESQ-WB, ESTOI, MCD, WER and RTF on one thread, and the acoustic
+  model's WER gap heard through each (pipeline/evaluation/vocoder_comparison.py).
 
 Writes reports/eval.json (DVC metrics), reports/eval_utterances.csv (per utterance),
 reports/samples/*.wav, reports/figures/eval/*.png and reports/summary.md. The work is done in
@@ -38,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", default="data/features.zarr", help="features store written by precompute")
     ap.add_argument("--manifest", default="data/manifest.parquet", help="manifest written by validate (audio paths)")
     ap.add_argument("--live", default="dvclive", help="the training's dvclive folder (history)")
+    ap.add_argument(
+        "--vocoder-checkpoint",
+        default="models/vocoder.pt",
+        help="the vocoder stage's generator: used when eval.vocoder is trained, compared with Griffin-Lim either way",
+    )
     ap.add_argument("--reports", default="reports", help="where eval.json, samples/, figures/eval/ and summary.md go")
     args = ap.parse_args(argv)
     return run_stage("evaluate", lambda: _run(args))
@@ -47,7 +55,13 @@ def _run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     with folder_lock(Path(args.reports), "evaluate"):
         metrics = evaluate(
-            Path(args.features), Path(args.manifest), Path(args.live), eval_config(params), params, Path(args.reports)
+            Path(args.features),
+            Path(args.manifest),
+            Path(args.live),
+            eval_config(params),
+            params,
+            Path(args.reports),
+            vocoder_path=Path(args.vocoder_checkpoint),
         )
     wer = metrics.get("wer", {})
     print(

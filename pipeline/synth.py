@@ -5,8 +5,9 @@
   echo "Hello." | hamgara synth - -o hello.wav
 
 The checkpoint carries everything synthesis needs (model, symbols, frontend, mel settings and
-statistics). The vocoder is Griffin-Lim; exported neural vocoder files (torch.export .pt2,
-TorchScript) are refused, since loading either can run code hidden in the file (model/vocoder.py).
+statistics). The vocoder is the one the vocoder stage trained (models/vocoder.pt) when there is
+one, else Griffin-Lim (--vocoder picks); exported vocoder files (torch.export .pt2, TorchScript)
+are refused, since loading either can run code hidden in the file (model/vocoder.py).
 Prints the real-time factor: seconds of computing per second of audio.
 """
 
@@ -96,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--vocoder",
-        default="griffin_lim",
-        help="griffin_lim, the default and the only one loaded: exported vocoder files (.pt2, TorchScript) "
-        "can run code when loaded and are refused",
+        default="auto",
+        help="auto (default: trained when --vocoder-checkpoint exists, else griffin_lim), trained, or griffin_lim; "
+        "exported vocoder files (.pt2, TorchScript) can run code when loaded and are refused",
+    )
+    ap.add_argument(
+        "--vocoder-checkpoint",
+        default="models/vocoder.pt",
+        help="the trained vocoder (default models/vocoder.pt, written by the vocoder stage)",
     )
     ap.add_argument("--griffin-lim-iters", type=positive_int, default=60, help="Griffin-Lim iterations (default 60)")
     ap.add_argument("--batch-size", type=positive_int, default=8, help="lines synthesized together (default 8)")
@@ -108,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from model.vocoder import load_vocoder  # torch is loaded only once the arguments are good
-    from pipeline.common.runtime import resolve_device
+    from pipeline.common.runtime import resolve_device  # torch is loaded only once the arguments are good
     from pipeline.evaluation.synthesizer import Synthesizer
+    from pipeline.vocoding.checkpoint import auto_vocoder
 
     texts = _lines(args)
     outputs = _outputs(Path(args.out), len(texts))
@@ -118,7 +124,11 @@ def _run(args: argparse.Namespace) -> int:
     synth = Synthesizer.from_file(args.checkpoint, device)
     if args.speaker is None and len(synth.speakers) > 1:
         print(_speaker_note(synth.speakers, synth.speakers[synth.speaker(None)]), file=sys.stderr)
-    vocoder = load_vocoder(args.vocoder, synth.mel_settings, args.griffin_lim_iters, device)
+    vocoder, note = auto_vocoder(
+        args.vocoder, synth.mel_settings, args.griffin_lim_iters, device, Path(args.vocoder_checkpoint)
+    )
+    if note:
+        print(f"synth: {note}", file=sys.stderr)
     utts = synth.synthesize(
         texts, vocoder, args.language, args.speaker, args.reference, args.length_scale, args.batch_size
     )

@@ -43,6 +43,7 @@ SECTION_CONFIGS = {
     "features": cfg.FeaturesConfig,
     "align": cfg.AlignConfig,
     "train": cfg.TrainConfig,
+    "vocoder": cfg.VocoderConfig,
     "eval": cfg.EvalConfig,
     "lr_find": cfg.LrFindConfig,
 }
@@ -119,11 +120,16 @@ def page() -> str:
     return params_doc.render(TEXT)
 
 
-def _set_line(text: str, key: str, new_line: str) -> str:
-    """`text` with the line of the one `key:` that is indented two spaces replaced."""
-    changed, n = re.subn(rf"^  {key}:.*$", new_line, text, flags=re.MULTILINE)
-    assert n == 1, f"expected one line for {key} in params.yaml, found {n}"
-    return changed
+def _set_line(text: str, key: str, new_line: str, section: str = "train") -> str:
+    """`text` with the line of `key:`, indented two spaces, in `section` replaced (train and
+    vocoder share names such as max_steps and grad_clip)."""
+    start = re.search(rf"^{section}:$", text, flags=re.MULTILINE)
+    assert start is not None, f"no {section}: section in params.yaml"
+    after = re.search(r"^\S", text[start.end() :], flags=re.MULTILINE)
+    end = start.end() + (after.start() if after else len(text) - start.end())
+    changed, n = re.subn(rf"^  {key}:.*$", new_line, text[start.end() : end], flags=re.MULTILINE)
+    assert n == 1, f"expected one line for {key} in params.yaml's {section}, found {n}"
+    return text[: start.end()] + changed + text[end:]
 
 
 # --- (1) the page is what the generator makes -------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The data (pipeline/evaluation/data_checks.py, speaker_checks.py), the model (model_diagnosis.py, when params are
 given) and the run (run_checks.py, with the configured train.lr against `hamgara lr-find`'s
-reports/lr_find.json); each a `Check` with a verdict, the evidence and the fix.
+reports/lr_find.json), then the trained vocoder (vocoder_checks.py); each a `Check` with a verdict, the evidence and the fix.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pipeline.evaluation.model_diagnosis import check_model
 from pipeline.evaluation.run_checks import check_attention, check_free_running, check_lr_find, check_run
 from pipeline.evaluation.speaker_checks import check_speakers
 from pipeline.evaluation.verdicts import PROBLEM, WARNING, Check
+from pipeline.evaluation.vocoder_checks import check_vocoder
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -44,6 +45,7 @@ def review(
     overfit_lr: float = 1e-3,
     manifest: Path | None = None,
     min_speaker_minutes: float = 10.0,
+    vocoder: Path | None = None,
 ) -> list[Check]:
     """Every check: the data, the model (when params are given), then the run. On a store with
     damaged chunks the checks that read its arrays are not run: they would stop on the first
@@ -69,4 +71,7 @@ def review(
     checks += check_attention(live_dir) + check_free_running(live_dir) + check_run(live_dir)
     # The params' train.lr when given (what the next run will use), else the report's own.
     configured_lr = train_config(params).lr if params is not None else None
-    return checks + check_lr_find(read_json(reports / "lr_find.json"), configured_lr)
+    checks += check_lr_find(read_json(reports / "lr_find.json"), configured_lr)
+    if vocoder is not None:
+        checks += check_vocoder(vocoder, store_path, read_json(reports / "eval.json"))
+    return checks

@@ -124,6 +124,30 @@ def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
     return lines
 
 
+def _vocoders(m: dict[str, Any]) -> list[str]:
+    """The vocoder comparison table (eval.json `vocoder`)."""
+    v = m.get("vocoder")
+    if not v:
+        return []
+    names = [n for n in ("griffin_lim", "trained") if n in v]
+    lines = [
+        "",
+        f"## Vocoders (this evaluation heard `{v['used']}`)",
+        "",
+        "Copy synthesis: each vocoder on the recording's own mel, against the recording. WER gap: synthesized minus copy synthesis, heard through the same vocoder.",
+        "",
+        "| vocoder | PESQ-WB | ESTOI | MCD-DTW dB | RTF, one thread | WER copy | WER synthesized | WER gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n in names:
+        f = v[n]
+        lines.append(
+            f"| {n} | {_fmt(f['pesq_wb'], 2)} | {_fmt(f['estoi'])} | {_fmt(f['mcd'], 2)} | {_fmt(f['rtf_one_thread'])} "
+            f"| {_fmt(f.get('wer_copy'))} | {_fmt(f.get('wer_synthesized'))} | {_fmt(f.get('wer_gap'))} |"
+        )
+    return lines
+
+
 def _heard(rows: list[dict[str, Any]], held_back: HeldBack) -> list[str]:
     """The table of what the recognizer heard: the first rows, then the held-back sentences."""
     lines = ["", "## What the recognizer heard", "", "| text | synthesized | recording |", "|---|---|---|"]
@@ -158,10 +182,12 @@ def summary_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], held_b
         f"| validation curve area | {_fmt(conv.get('val_curve_area'))} | mean val_mel_loss over the run (lower = faster) |",
         f"| training wall time | {_fmt(conv.get('wall_seconds'), 0)} s | |",
         "",
-        "Listen: `reports/samples/` (`*_synthesized.wav` next to `*_vocoded_truth.wav` and `*_truth.wav`; "
+        "Listen: `reports/samples/` (`*_synthesized.wav` next to `*_vocoded_truth.wav` and `*_truth.wav`, "
+        "and `*_synthesized_<vocoder>.wav`, `*_vocoded_truth_<vocoder>.wav` through the other vocoder; "
         "`held_back_*.wav`). Look: `reports/figures/eval/` (mels; attention with the duration path). "
         "Per utterance: `reports/eval_utterances.csv`.",
     ]
+    lines += _vocoders(m)
     if len(m.get("per_speaker", {})) > 1:
         lines += _speakers(m["per_speaker"])
     if "speaker_similarity" in m:

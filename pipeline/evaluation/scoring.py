@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from model.ar_decoder import expected_tokens
 from model.objective import teacher_forced_metrics
-from model.vocoder import Vocoder, load_vocoder
+from model.vocoder import GriffinLimVocoder, Vocoder
 from pipeline.common.runtime import resolve_device
 from pipeline.config import EvalConfig, train_config
 from pipeline.evaluation.free_running import STOP_OUTCOMES, stop_outcome
@@ -30,11 +30,13 @@ from pipeline.evaluation.per_speaker import per_speaker, spread_over_speakers
 from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
 from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
 from pipeline.evaluation.synthesizer import Synthesizer, Utterance
+from pipeline.evaluation.vocoder_comparison import VocoderComparison
 from pipeline.evaluation.wer import Recognizer, word_error_rate
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.dataset import FeatureDataset, collate
+from pipeline.vocoding.checkpoint import DEFAULT_PATH, TRAINED, VocoderMismatchError, open_vocoder
 
 
 def truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:
@@ -69,6 +71,7 @@ class Evaluation:
         cfg: EvalConfig,
         settings_params: dict[str, Any],
         progress: bool = True,
+        vocoder_path: Path = DEFAULT_PATH,
     ) -> None:
         self.cfg, self.live_dir, self.progress = cfg, live_dir, progress
         self.device = resolve_device(cfg.device)
@@ -90,15 +93,34 @@ class Evaluation:
         )
         self.manifest = pd.read_parquet(manifest_path).set_index("id")
         self.settings = train_config(settings_params).loss_settings(self.synth.config.reduction)
-        self.vocoder: Vocoder = load_vocoder(cfg.vocoder, self.synth.mel_settings, cfg.griffin_lim_iters, self.device)
+        self.vocoder: Vocoder = open_vocoder(
+            cfg.vocoder, self.synth.mel_settings, cfg.griffin_lim_iters, self.device, vocoder_path
+        )
         self.sample_rate = self.vocoder.sample_rate
         self.recognizer = Recognizer() if cfg.recognizer == "pocketsphinx" else None
+        self.comparison = VocoderComparison(
+            self._compared_vocoders(vocoder_path), cfg.vocoder, self._cepstrum, self.recognizer is not None
+        )
         self.rows: list[dict[str, Any]] = []
         self.waves: dict[int, dict[str, np.ndarray]] = {}
         self.mels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.attention: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.held_back: HeldBack = []
         self.seconds = {"audio": 0.0, "model": 0.0, "vocoder": 0.0}
+
+    def _compared_vocoders(self, vocoder_path: Path) -> dict[str, Vocoder]:
+        """Griffin-Lim and, when there is one for these mels, the trained vocoder; the one
+        `eval.vocoder` names is the one already loaded."""
+        settings, cfg = self.synth.mel_settings, self.cfg
+        compared: dict[str, Vocoder] = {cfg.vocoder: self.vocoder}
+        if "griffin_lim" not in compared:
+            compared["griffin_lim"] = GriffinLimVocoder(settings, cfg.griffin_lim_iters)
+        if TRAINED not in compared and vocoder_path.is_file():
+            try:
+                compared[TRAINED] = open_vocoder(TRAINED, settings, cfg.griffin_lim_iters, self.device, vocoder_path)
+            except (CheckpointError, VocoderMismatchError) as e:
+                print(f"evaluate: warning: the trained vocoder is left out of the comparison: {e}")
+        return {name: compared[name] for name in ("griffin_lim", TRAINED) if name in compared}
 
     def run(self) -> EvalResults:
         """Every step in order; the results the reports are written from."""
@@ -112,6 +134,7 @@ class Evaluation:
         if self.cfg.speaker_similarity and len(self.store.attrs["speakers"]) > 1:
             metrics["speaker_similarity"] = self.speaker_similarity()
         metrics["convergence"] = self.convergence()
+        metrics["vocoder"] = {"used": self.cfg.vocoder, **self.comparison.report()}
         return EvalResults(metrics, self.rows, self.waves, self.mels, self.attention, self.held_back, self.sample_rate)
 
     def teacher_forced(self) -> dict[str, Any]:
@@ -198,11 +221,14 @@ class Evaluation:
             "mcd_model": mcd_dtw(ref, self._cepstrum(wave)),
             "mcd_vocoder": mcd_dtw(ref, self._cepstrum(vocoded_truth)),
         }
+        heard = None
         if self.recognizer is not None:
             row["heard_synthesized"] = self.recognizer.transcribe(wave, self.sample_rate)
             row["heard_vocoded_truth"] = self.recognizer.transcribe(vocoded_truth, self.sample_rate)
             row["heard_truth"] = self.recognizer.transcribe(truth, self.sample_rate)
-        self.waves[i] = {"synthesized": wave, "vocoded_truth": vocoded_truth, "truth": truth}
+            heard = (row["heard_synthesized"], row["heard_vocoded_truth"])
+        others = self.comparison.add(truth, true_mel, mel, row["text"], (vocoded_truth, wave), heard)
+        self.waves[i] = {"synthesized": wave, "vocoded_truth": vocoded_truth, "truth": truth, **others}
         self.mels[i] = (mel, true_mel)
         self.seconds["audio"] += len(wave) / self.sample_rate
         self.seconds["model"] += utt.model_seconds
@@ -306,9 +332,11 @@ def evaluate(
     settings_params: dict[str, Any],
     reports: Path,
     progress: bool = True,
+    vocoder_path: Path = DEFAULT_PATH,
 ) -> dict[str, Any]:
-    """Score the checkpoint `cfg.checkpoint`; write the reports; return eval.json's content."""
-    evaluation = Evaluation(store_path, manifest_path, live_dir, cfg, settings_params, progress)
+    """Score the checkpoint `cfg.checkpoint` (heard through `cfg.vocoder`, with Griffin-Lim and
+    the trained vocoder at `vocoder_path` compared); write the reports; return eval.json's content."""
+    evaluation = Evaluation(store_path, manifest_path, live_dir, cfg, settings_params, progress, vocoder_path)
     results = evaluation.run()
     write_reports(reports, results, cfg, evaluation.store, evaluation.synth.symbols)
     return results.metrics

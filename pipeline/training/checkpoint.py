@@ -22,11 +22,24 @@ class CheckpointError(ValueError):
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint file safely (weights only: no code in it can run); a missing,
-    damaged, unsafe or foreign file is a CheckpointError naming it and the reason."""
+    """Read an acoustic-model checkpoint file safely (weights only: no code in it can run); a
+    missing, damaged, unsafe or foreign file is a CheckpointError naming it and the reason."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint (train first: dvc repro train, or pass --checkpoint)")
+    ckpt = read_checkpoint(path, device)
+    needed = ("model_config", "symbols", "frontend", "languages", "speakers", "mel", "mel_mean", "mel_std")
+    missing = [k for k in needed if k not in ckpt] + ([] if "model" in ckpt or "trainer" in ckpt else ["model"])
+    if missing:
+        raise CheckpointError(f"{path}: not a Hamgara checkpoint, it lacks {', '.join(missing)}")
+    return ckpt
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Any Hamgara checkpoint (acoustic model or vocoder) read with the weights-only unpickler:
+    a dict, or a CheckpointError saying why the file is unsafe, damaged or not one."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -41,10 +54,6 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         ) from e
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a Hamgara checkpoint (it holds a {type(ckpt).__name__})")
-    needed = ("model_config", "symbols", "frontend", "languages", "speakers", "mel", "mel_mean", "mel_std")
-    missing = [k for k in needed if k not in ckpt] + ([] if "model" in ckpt or "trainer" in ckpt else ["model"])
-    if missing:
-        raise CheckpointError(f"{path}: not a Hamgara checkpoint, it lacks {', '.join(missing)}")
     return ckpt
 
 

@@ -1,0 +1,1 @@
+"""The vocoder stage's library: its data, checkpoints and training loop."""
