@@ -11,6 +11,13 @@ validation recordings: PESQ-WB, ESTOI and MCD-DTW against the recording, as eval
 (pipeline/evaluation/vocoder_comparison.py). Griffin-Lim (eval.griffin_lim_iters) is scored on
 the same recordings once. The training seconds exclude the scoring. Also the real-time factor
 of both on one CPU thread. Prints a table; writes JSON.
+
+    python -m benchmarks.vocoder --ceiling [--out benchmarks/results/vocoder_ceiling.json]
+
+The design's ceiling instead of a training run: the generator's phase reconstruction (fast
+Griffin-Lim from zero phase) on each recording's *true* STFT magnitude, at several iteration
+counts. It is what a perfect magnitude network would score, and why the network predicts the
+magnitude rather than the phase (docs/vocoder.md).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 
 from model.vocoder import GriffinLimVocoder, TrainedVocoder, Vocoder
+from model.vocoder_generator import stft
 from pipeline.common.atomic import write_json
 from pipeline.config import eval_config, load_params, vocoder_config
 from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
@@ -70,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1234,7")
     ap.add_argument("--utterances", type=int, default=12, help="validation recordings scored at each checkpoint")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", default=str(REPO / "benchmarks/results/vocoder.json"))
+    ap.add_argument("--ceiling", action="store_true", help="score phase reconstruction on true magnitudes instead")
+    ap.add_argument("--iterations", default="8,16,32,60", help="--ceiling: the iteration counts")
+    ap.add_argument("--out", default=None, help="default benchmarks/results/vocoder.json (or vocoder_ceiling.json)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = str(REPO / "benchmarks/results" / ("vocoder_ceiling.json" if args.ceiling else "vocoder.json"))
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     params = load_params(args.params)
     ecfg = eval_config(params)
@@ -79,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     def cepstrum(wave: np.ndarray) -> np.ndarray:
         return mel_cepstrum(trim_silence(wave, ecfg.mcd_trim_top_db), ecfg.mcd_order, ecfg.mcd_alpha, ecfg.mcd_floor_db)
 
+    if args.ceiling:
+        return ceiling(args, params, cepstrum, argv)
     rows: list[dict[str, Any]] = []
     baseline: dict[str, float] | None = None
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -115,6 +129,56 @@ def main(argv: list[str] | None = None) -> int:
             "utterances": args.utterances,
             "vocoder_params": dataclasses.asdict(vocoder_config(params)),
             "griffin_lim": baseline,
+            "rows": rows,
+        },
+    )
+    print(f"-> {args.out}")
+    return 0
+
+
+class TrueMagnitude:
+    """A 'vocoder' that knows each recording: the generator's phase reconstruction on the
+    recording's own STFT magnitude (looked up by the mel it is given)."""
+
+    def __init__(self, run: VocoderRun, utterances: list[Utterance], iterations: int) -> None:
+        self.generator = run.generator.cpu()
+        self.generator.phase_iters = iterations
+        self.sample_rate = run.settings.sample_rate
+        self.magnitudes = {
+            u.mel.tobytes(): stft(torch.from_numpy(u.wave)[None], run.settings).abs() for u in utterances
+        }
+
+    @torch.no_grad()
+    def __call__(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return self.generator.phase_from_magnitude(self.magnitudes[log_mel.numpy().tobytes()])[0]
+
+
+def ceiling(args: argparse.Namespace, params: dict[str, Any], cepstrum: Any, argv: list[str] | None) -> int:
+    """Scores of phase reconstruction from the true magnitudes, and of Griffin-Lim on the mel."""
+    ecfg = eval_config(params)
+    cfg = dataclasses.replace(vocoder_config(params), device="cpu", init_from=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = VocoderRun(Path(args.store), Path(args.manifest), cfg, Path(tmp), Path(tmp) / "live", False, None)
+        run.setup()
+        utterances = run.val_set[: args.utterances]
+        rows = [
+            {
+                "vocoder": f"griffin_lim on the mel, {ecfg.griffin_lim_iters} iterations",
+                **score(GriffinLimVocoder(run.settings, ecfg.griffin_lim_iters), utterances, cepstrum),
+            }
+        ]
+        print(rows[-1], flush=True)
+        for iterations in (int(i) for i in args.iterations.split(",")):
+            vocoder = TrueMagnitude(run, utterances, iterations)
+            rows.append({"vocoder": f"true magnitude, {iterations} iterations", **score(vocoder, utterances, cepstrum)})
+            print(rows[-1], flush=True)
+    write_json(
+        Path(args.out),
+        {
+            "what": "copy synthesis of validation recordings: the generator's phase reconstruction on the true STFT magnitude",
+            "command": "python -m benchmarks.vocoder " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "utterances": args.utterances,
+            "momentum": cfg.momentum,
             "rows": rows,
         },
     )

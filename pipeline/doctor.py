@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         overfit_lr=args.overfit_lr,
         manifest=Path(args.manifest),
         min_speaker_minutes=args.min_speaker_minutes,
-        vocoder=Path(args.vocoder),
+        vocoder=Path(args.vocoder) if args.vocoder else Path(args.checkpoint).parent / "vocoder.pt",
     )
     write_json(Path(args.reports) / "doctor.json", {"checks": [asdict(c) for c in checks]})
     write_text(Path(args.reports) / "doctor.md", render_markdown(checks))

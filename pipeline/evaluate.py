@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--live", default="dvclive", help="the training's dvclive folder (history)")
     ap.add_argument(
         "--vocoder-checkpoint",
-        default="models/vocoder.pt",
-        help="the vocoder stage's generator: used when eval.vocoder is trained, compared with Griffin-Lim either way",
+        help="the vocoder stage's generator (default: vocoder.pt beside eval.checkpoint): used when eval.vocoder "
+        "is trained, compared with Griffin-Lim either way",
     )
     ap.add_argument("--reports", default="reports", help="where eval.json, samples/, figures/eval/ and summary.md go")
     args = ap.parse_args(argv)
@@ -52,16 +52,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.vocoding.checkpoint import beside
+
     params = load_params(args.params)
+    cfg = eval_config(params)
     with folder_lock(Path(args.reports), "evaluate"):
         metrics = evaluate(
             Path(args.features),
             Path(args.manifest),
             Path(args.live),
-            eval_config(params),
+            cfg,
             params,
             Path(args.reports),
-            vocoder_path=Path(args.vocoder_checkpoint),
+            vocoder_path=beside(cfg.checkpoint, args.vocoder_checkpoint),
         )
     wer = metrics.get("wer", {})
     print(

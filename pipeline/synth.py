@@ -98,13 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--vocoder",
         default="auto",
-        help="auto (default: trained when --vocoder-checkpoint exists, else griffin_lim), trained, or griffin_lim; "
+        help="auto (default: trained when --vocoder-checkpoint exists and fits, else griffin_lim), trained, or griffin_lim; "
         "exported vocoder files (.pt2, TorchScript) can run code when loaded and are refused",
     )
     ap.add_argument(
         "--vocoder-checkpoint",
-        default="models/vocoder.pt",
-        help="the trained vocoder (default models/vocoder.pt, written by the vocoder stage)",
+        help="the trained vocoder (default: vocoder.pt beside --checkpoint, where the vocoder stage writes it)",
     )
     ap.add_argument("--griffin-lim-iters", type=positive_int, default=60, help="Griffin-Lim iterations (default 60)")
     ap.add_argument("--batch-size", type=positive_int, default=8, help="lines synthesized together (default 8)")
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pipeline.common.runtime import resolve_device  # torch is loaded only once the arguments are good
     from pipeline.evaluation.synthesizer import Synthesizer
-    from pipeline.vocoding.checkpoint import auto_vocoder
+    from pipeline.vocoding.checkpoint import auto_vocoder, beside
 
     texts = _lines(args)
     outputs = _outputs(Path(args.out), len(texts))
@@ -125,7 +124,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.speaker is None and len(synth.speakers) > 1:
         print(_speaker_note(synth.speakers, synth.speakers[synth.speaker(None)]), file=sys.stderr)
     vocoder, note = auto_vocoder(
-        args.vocoder, synth.mel_settings, args.griffin_lim_iters, device, Path(args.vocoder_checkpoint)
+        args.vocoder,
+        synth.mel_settings,
+        args.griffin_lim_iters,
+        device,
+        beside(args.checkpoint, args.vocoder_checkpoint),
     )
     if note:
         print(f"synth: {note}", file=sys.stderr)

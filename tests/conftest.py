@@ -103,3 +103,30 @@ def tiny_runs(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
         fit(tiny_store, p, root / "models", root / "dvclive", progress=False)
         runs[decoder] = root
     return runs
+
+
+@pytest.fixture(scope="session")
+def tiny_vocoder(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-step run of a tiny vocoder generator on the tiny store: its models/vocoder.pt."""
+    from pipeline.vocoding.loop import fit_vocoder
+
+    params = committed_params()
+    params["vocoder"].update(
+        {
+            "dim": 16,
+            "intermediate": 32,
+            "layers": 2,
+            "phase_iters": 2,
+            "segment_frames": 8,
+            "batch_size": 2,
+            "max_steps": 3,
+            "warmup_steps": 1,
+            "val_every": 3,
+            "samples": 0,
+            "device": "cpu",
+        }
+    )
+    root = tmp_path_factory.mktemp("vocoder")
+    manifest = tiny_store.parent / "manifest.parquet"
+    fit_vocoder(tiny_store, manifest, params, root / "models", root / "live", progress=False)
+    return root / "models" / "vocoder.pt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +16,15 @@ from pipeline.evaluation.report import summary_markdown
 from pipeline.evaluation.scoring import evaluate, stop_outcome
 
 
-def _run(tiny_runs, tiny_store, tmp_path, decoder: str) -> tuple[dict, object]:
+def _run(tiny_runs, tiny_store, tmp_path, decoder: str, vocoder: Path | None = None) -> tuple[dict, object]:
+    """Evaluate a tiny run, heard through Griffin-Lim, or through the trained `vocoder` when given
+    (never a models/vocoder.pt a demo run left in the working tree)."""
     params = committed_params()
     cfg = dataclasses.replace(
         eval_config(params),
         checkpoint=str(tiny_runs[decoder] / "models" / "best.pt"),
         griffin_lim_iters=4,
+        vocoder="trained" if vocoder is not None else "griffin_lim",
         device="cpu",
         samples=1,
         figures=1,
@@ -35,6 +39,7 @@ def _run(tiny_runs, tiny_store, tmp_path, decoder: str) -> tuple[dict, object]:
         params,
         reports,
         progress=False,
+        vocoder_path=vocoder if vocoder is not None else tmp_path / "no_vocoder.pt",
     )
     return metrics, reports
 
@@ -143,3 +148,60 @@ def test_a_capped_evaluation_takes_its_utterances_from_every_speaker_in_turn() -
     assert spread_over_speakers(indices, speakers, 5) == [10, 11, 26, 27, 28]
     assert spread_over_speakers(indices, speakers, 100) == list(range(10, 30))
     assert spread_over_speakers(indices, np.zeros(20, dtype=int), 4) == [10, 11, 12, 13]  # one speaker: the first
+
+
+def test_evaluate_scores_griffin_lim_and_the_trained_vocoder_side_by_side(
+    tiny_runs, tiny_store, tiny_vocoder, tmp_path
+) -> None:
+    metrics, reports = _run(tiny_runs, tiny_store, tmp_path, "autoregressive", vocoder=tiny_vocoder)
+    compared = metrics["vocoder"]
+    assert compared["used"] == "trained" and {"griffin_lim", "trained"} <= set(compared)
+    for name in ("griffin_lim", "trained"):
+        figures = compared[name]
+        assert {"pesq_wb", "estoi", "mcd", "rtf_one_thread", "wer_copy", "wer_synthesized", "wer_gap"} <= set(figures)
+        assert figures["mcd"] > 0 and figures["rtf_one_thread"] > 0
+        assert figures["wer_gap"] == pytest.approx(figures["wer_synthesized"] - figures["wer_copy"])
+    # The primary vocoder's figures are the evaluation's own: one recognizer, one set of waves.
+    assert compared["trained"]["wer_copy"] == metrics["wer"]["vocoded_truth"]
+    assert compared["trained"]["mcd"] == pytest.approx(metrics["mcd"]["vocoder_ceiling"])
+    kinds = {p.name.split("_", 2)[-1] for p in (reports / "samples").glob("utt_*.wav")}
+    assert {"synthesized_griffin_lim.wav", "vocoded_truth_griffin_lim.wav", "truth.wav"} <= kinds
+    assert "## Vocoders" in (reports / "summary.md").read_text()
+
+
+def test_evaluate_with_griffin_lim_still_compares_an_existing_trained_vocoder(
+    tiny_runs, tiny_store, tiny_vocoder, tmp_path
+) -> None:
+    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "autoregressive")
+    assert set(metrics["vocoder"]) == {"used", "griffin_lim"}  # none at the path it was given
+    params = committed_params()
+    cfg = dataclasses.replace(
+        eval_config(params),
+        checkpoint=str(tiny_runs["parallel"] / "models" / "best.pt"),
+        griffin_lim_iters=4,
+        vocoder="griffin_lim",
+        device="cpu",
+        samples=0,
+        figures=0,
+        sentences=[],
+        recognizer="none",
+    )
+    metrics = evaluate(
+        tiny_store,
+        tiny_store.parent / "manifest.parquet",
+        tiny_runs["parallel"] / "dvclive",
+        cfg,
+        params,
+        tmp_path / "reports",
+        progress=False,
+        vocoder_path=tiny_vocoder,
+    )
+    assert metrics["vocoder"]["used"] == "griffin_lim" and "trained" in metrics["vocoder"]
+    assert "wer_copy" not in metrics["vocoder"]["trained"]  # no recognizer, no WER
+
+
+def test_evaluate_with_a_trained_vocoder_that_is_missing_says_how_to_make_one(tiny_runs, tiny_store, tmp_path) -> None:
+    from pipeline.training.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="dvc repro vocoder"):
+        _run(tiny_runs, tiny_store, tmp_path, "autoregressive", vocoder=tmp_path / "models" / "vocoder.pt")

@@ -32,6 +32,19 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
             "lr": 1e-3,
             "warmup_steps": 2,
         },
+        vocoder={
+            "dim": 16,
+            "intermediate": 32,
+            "layers": 2,
+            "phase_iters": 2,
+            "segment_frames": 8,
+            "batch_size": 2,
+            "max_steps": 3,
+            "warmup_steps": 1,
+            "val_every": 3,
+            "samples": 1,
+            "device": "cpu",
+        },
         eval={
             "griffin_lim_iters": 4,
             "device": "cpu",
@@ -44,7 +57,7 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
     run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "tiny")
 
     first = run(repo, dvc, "repro", "evaluate")
-    assert ran_stages(first) == ["validate", "precompute", "train", "evaluate"]
+    assert ran_stages(first) == ["validate", "precompute", "train", "vocoder", "evaluate"]
     assert (repo / "reports" / "summary.md").is_file() and list((repo / "reports" / "samples").glob("*.wav"))
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.email=t@hamgara", "-c", "user.name=t", "commit", "-qm", "baseline run")
@@ -61,10 +74,13 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
     changed = json.loads(diff)["dvclive/metrics.json"]
     assert "train.weighted.mel" in changed
     assert "mcd.model" in json.loads(diff)["reports/eval.json"]
+    assert (repo / "models" / "vocoder.pt").is_file()  # eval.vocoder: trained heard the run through it
 
     # Fine-tuning from the run just made: setting train.init_from reruns train (and what
     # follows), which starts from the base's weights instead of resuming or starting from zero.
     (repo / "pretrained" / "base.pt").write_bytes((repo / "models" / "best.pt").read_bytes())
     tuned = run(repo, dvc, "exp", "run", "evaluate", "-S", "train.init_from=pretrained/base.pt")
-    assert ran_stages(tuned) == ["train", "evaluate"]
+    # The vocoder stage depends on pretrained/ too (vocoder.init_from's bases live there): it
+    # reruns, finds its run complete and rewrites nothing.
+    assert ran_stages(tuned) == ["train", "vocoder", "evaluate"]
     assert "starting from the weights of pretrained/base.pt" in tuned

@@ -98,6 +98,7 @@ def quick_eval(checkpoint: Path, **changes: object) -> EvalConfig:
         eval_config(committed_params()),
         checkpoint=str(checkpoint),
         griffin_lim_iters=4,
+        vocoder="griffin_lim",  # no trained vocoder here (tests/test_evaluate.py compares one)
         device="cpu",
         sentences=[],
         recognizer="none",
@@ -131,7 +132,18 @@ def two_speaker_eval(tmp_path_factory) -> tuple[dict, object]:
     fit(store, p, root / "models", root / "dvclive", progress=False)
     cfg = quick_eval(root / "models" / "best.pt", samples=1, figures=1, similarity_references=2)
     reports = root / "reports"
-    return evaluate(store, root / "manifest.parquet", root / "dvclive", cfg, params, reports, progress=False), reports
+    no_vocoder = root / "no_vocoder.pt"
+    metrics = evaluate(
+        store,
+        root / "manifest.parquet",
+        root / "dvclive",
+        cfg,
+        params,
+        reports,
+        progress=False,
+        vocoder_path=no_vocoder,
+    )
+    return metrics, reports
 
 
 def test_evaluate_scores_every_speaker_and_their_similarity(two_speaker_eval) -> None:
@@ -151,7 +163,16 @@ def test_evaluate_of_one_speaker_has_no_similarity(tiny_runs, tiny_store, tmp_pa
     params = committed_params()
     cfg = quick_eval(tiny_runs["parallel"] / "models" / "best.pt", samples=0, figures=0)
     manifest = tiny_store.parent / "manifest.parquet"
-    metrics = evaluate(tiny_store, manifest, tiny_runs["parallel"] / "dvclive", cfg, params, tmp_path, progress=False)
+    metrics = evaluate(
+        tiny_store,
+        manifest,
+        tiny_runs["parallel"] / "dvclive",
+        cfg,
+        params,
+        tmp_path,
+        progress=False,
+        vocoder_path=tmp_path / "no_vocoder.pt",
+    )
     assert "speaker_similarity" not in metrics and len(metrics["per_speaker"]) == 1
 
 
@@ -186,7 +207,14 @@ def test_a_capped_evaluation_still_hears_both_speakers(two_speaker_eval, tmp_pat
     root = reports.parent
     cfg = quick_eval(root / "models" / "best.pt", samples=0, figures=0, utterances=2, speaker_similarity=False)
     metrics = evaluate(
-        root / "features.zarr", root / "manifest.parquet", root / "dvclive", cfg, committed_params(), tmp_path, False
+        root / "features.zarr",
+        root / "manifest.parquet",
+        root / "dvclive",
+        cfg,
+        committed_params(),
+        tmp_path,
+        False,
+        vocoder_path=tmp_path / "no_vocoder.pt",
     )
     assert metrics["utterances"] == 2
     assert {name: s["utterances"] for name, s in metrics["per_speaker"].items()} == {"p301": 1, "p302": 1}

@@ -36,7 +36,7 @@ from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.dataset import FeatureDataset, collate
-from pipeline.vocoding.checkpoint import DEFAULT_PATH, TRAINED, VocoderMismatchError, open_vocoder
+from pipeline.vocoding.checkpoint import TRAINED, VocoderMismatchError, open_vocoder
 
 
 def truth_wave(manifest: pd.DataFrame, utt_id: str, features: dict[str, Any]) -> np.ndarray:
@@ -71,7 +71,8 @@ class Evaluation:
         cfg: EvalConfig,
         settings_params: dict[str, Any],
         progress: bool = True,
-        vocoder_path: Path = DEFAULT_PATH,
+        *,
+        vocoder_path: Path,
     ) -> None:
         self.cfg, self.live_dir, self.progress = cfg, live_dir, progress
         self.device = resolve_device(cfg.device)
@@ -332,11 +333,14 @@ def evaluate(
     settings_params: dict[str, Any],
     reports: Path,
     progress: bool = True,
-    vocoder_path: Path = DEFAULT_PATH,
+    *,
+    vocoder_path: Path,
 ) -> dict[str, Any]:
     """Score the checkpoint `cfg.checkpoint` (heard through `cfg.vocoder`, with Griffin-Lim and
     the trained vocoder at `vocoder_path` compared); write the reports; return eval.json's content."""
-    evaluation = Evaluation(store_path, manifest_path, live_dir, cfg, settings_params, progress, vocoder_path)
+    evaluation = Evaluation(
+        store_path, manifest_path, live_dir, cfg, settings_params, progress, vocoder_path=vocoder_path
+    )
     results = evaluation.run()
     write_reports(reports, results, cfg, evaluation.store, evaluation.synth.symbols)
     return results.metrics

@@ -17,7 +17,7 @@ from pipeline.training.checkpoint import CheckpointError, read_checkpoint
 
 FORMAT = "hamgara-vocoder/1"
 TRAINED = "trained"
-DEFAULT_PATH = Path("models/vocoder.pt")
+VOCODER_FILE = "vocoder.pt"  # the vocoder stage writes it beside the acoustic model's checkpoints
 NEEDED = ("format", "generator", "generator_config", "phase_iters", "momentum", "mel")
 
 
@@ -71,12 +71,8 @@ def load_generator(path: Path, settings: MelSettings | None, device: torch.devic
     ckpt = read_vocoder_checkpoint(path, device)
     try:
         made_for = MelSettings(**ckpt["mel"])
-        config = GeneratorConfig(**ckpt["generator_config"])
-        generator = VocoderGenerator(made_for, config, int(ckpt["phase_iters"]), float(ckpt["momentum"]))
-        generator.load_state_dict(ckpt["generator"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: a damaged vocoder checkpoint ({first})") from e
+    except TypeError as e:
+        raise CheckpointError(f"{path}: a damaged vocoder checkpoint (its mel settings: {e})") from e
     if settings is not None:
         differences = mel_differences(made_for, settings)
         if differences:
@@ -84,6 +80,13 @@ def load_generator(path: Path, settings: MelSettings | None, device: torch.devic
                 f"{path}: this vocoder was trained on other mel settings than the acoustic model's "
                 f"({'; '.join(differences)}): train it on this corpus (dvc repro vocoder) or use griffin_lim"
             )
+    try:
+        config = GeneratorConfig(**ckpt["generator_config"])
+        generator = VocoderGenerator(made_for, config, int(ckpt["phase_iters"]), float(ckpt["momentum"]))
+        generator.load_state_dict(ckpt["generator"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        raise CheckpointError(f"{path}: a damaged vocoder checkpoint ({' '.join(lines[:2])[:240]})") from e
     return generator.to(device)
 
 
@@ -91,8 +94,8 @@ def open_vocoder(
     spec: str,
     settings: MelSettings,
     griffin_lim_iters: int,
-    device: torch.device | str = "cpu",
-    trained_path: Path = DEFAULT_PATH,
+    device: torch.device | str,
+    trained_path: Path,
 ) -> Vocoder:
     """`trained`: the generator at `trained_path`, checked against `settings`; `griffin_lim`;
     anything else is refused by model/vocoder.py's load_vocoder, saying why."""
@@ -107,6 +110,12 @@ def open_vocoder(
 
 
 AUTO = "auto"
+
+
+def beside(checkpoint: str | Path, vocoder: str | Path | None) -> Path:
+    """The trained vocoder's path: `vocoder` when given, else vocoder.pt in the acoustic
+    checkpoint's folder (models/best.pt -> models/vocoder.pt)."""
+    return Path(vocoder) if vocoder is not None else Path(checkpoint).parent / VOCODER_FILE
 
 
 def auto_vocoder(

@@ -223,6 +223,12 @@ class VocoderRun:
                     bar.close()
                     raise KeyboardInterrupt(f"stopped at step {self.step}; {self.last_path} saved, rerun to resume")
         bar.close()
+        if calls == 0:
+            # Resumed at the end (DVC reran the stage for a dependency that changes nothing
+            # here): validate once, so the samples DVC cleared before the run are written again.
+            for k, v in self._validate().items():
+                self.live.log_metric(k, v)
+            self.live.make_summary()
         self._checkpoint()
         if not self.best_path.is_file():  # resumed past the end, or a run whose validations never improved
             save_checkpoint(self.best_path, generator_state(self.generator, self.step, self.best_val))
