@@ -22,6 +22,10 @@ after each, so a run cut short keeps what it measured):
 4. lr-find on the GPU (the demo's configuration): its suggestion and seconds.
 5. throughput: benchmarks/train_throughput.py's measurement for each decoder x size x precision
    at `--batch-size`, plus the GPU-trained checkpoint's synthesis real-time factor.
+6. vocoder: the vocoder stage's generator trained `--vocoder-steps` steps on the GPU (bf16 by
+   vocoder.mixed_precision), steps/s, and copy synthesis of 12 validation recordings scored as
+   benchmarks/vocoder.py scores it (PESQ-WB, ESTOI, MCD; Griffin-Lim beside it): what a GPU
+   buys the vocoder per minute (docs/vocoder.md).
 On request (`--sections ...,step_times`): each of `--probes` (decoder:amp:cudnn:profile) in a fresh
 process times twelve steps on batch shapes it has not seen, then the same again, with
 torch.profiler's top operators of the first steps: what a new shape costs under each precision
@@ -330,10 +334,51 @@ class Report:
         write_json(self.path, self.data)
 
 
+def vocoder_section(params: dict[str, Any], store: Path, manifest: Path, device: str, steps: int) -> dict[str, Any]:
+    """The vocoder trained `steps` steps on `device`: its speed, and its copy synthesis against
+    Griffin-Lim's on 12 validation recordings."""
+    import dataclasses
+    import tempfile
+
+    from benchmarks.vocoder import score
+    from model.vocoder import GriffinLimVocoder, TrainedVocoder
+    from pipeline.config import eval_config, vocoder_config
+    from pipeline.evaluation.mcd import mel_cepstrum, trim_silence
+    from pipeline.vocoding.loop import VocoderRun
+
+    cfg = dataclasses.replace(vocoder_config(params), device=device, max_steps=steps, init_from=None)
+    ecfg = eval_config(params)
+
+    def cepstrum(wave: Any) -> Any:
+        return mel_cepstrum(trim_silence(wave, ecfg.mcd_trim_top_db), ecfg.mcd_order, ecfg.mcd_alpha, ecfg.mcd_floor_db)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = VocoderRun(store, manifest, cfg, Path(tmp), Path(tmp) / "live", False, None)
+        run.setup()
+        start = time.perf_counter()
+        while run.step < steps:
+            run.train_step()
+        if run.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        utterances = run.val_set[:12]
+        return {
+            "device": device,
+            "mixed_precision": cfg.mixed_precision,
+            "steps": steps,
+            "train_seconds": round(seconds, 1),
+            "steps_per_second": round(steps / seconds, 2),
+            "trained": score(TrainedVocoder(run.generator, "cpu"), utterances, cepstrum),
+            "griffin_lim": score(GriffinLimVocoder(run.settings, ecfg.griffin_lim_iters), utterances, cepstrum),
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="folder for cuda_check.json, train.log, train_run.tar.gz")
     ap.add_argument("--store", default=str(REPO / "data/features.zarr"))
+    ap.add_argument("--manifest", default=str(REPO / "data/manifest.parquet"), help="the vocoder section's recordings")
+    ap.add_argument("--vocoder-steps", type=int, default=2000)
     ap.add_argument("--params", default=str(REPO / "params.yaml"))
     ap.add_argument("--work", default="/tmp/hamgara-cuda-check", help="scratch folder for the train stage")
     ap.add_argument("--device", default="cuda", help="cuda; cpu runs the same sections small, to try the script")
@@ -346,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per throughput configuration")
     ap.add_argument(
         "--sections",
-        default="environment,precision,train_stage,lr_find,throughput,synthesis",
+        default="environment,precision,train_stage,lr_find,throughput,synthesis,vocoder",
         help="which to run, of those and step_times (first-seen against repeated shapes per precision)",
     )
     ap.add_argument(
@@ -388,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             30.0,
         ),
         "synthesis": (lambda: synthesis_rtf(best, store, device, 25), 10.0),
+        "vocoder": (lambda: vocoder_section(params, store, Path(args.manifest), args.device, args.vocoder_steps), 60.0),
     }
     for name, (work_fn, needs) in sections.items():
         if name in wanted and (name != "synthesis" or best.exists()):

@@ -5,8 +5,8 @@ rows, loaded as precompute loads them, at the features' sample rate; the mels pr
 stored), validating every vocoder.val_every steps on the validation split and writing a few
 held-back utterances as audio to <live>/samples/. Stop it any time (Ctrl-C, SIGTERM, even
 kill -9): models/vocoder_last.pt is saved every vocoder.checkpoint_every steps and on a signal,
-and the next run resumes exactly. evaluate, synth and doctor use models/vocoder.pt when
-eval.vocoder (or synth --vocoder) is `trained`.
+and the next run resumes exactly. evaluate (eval.vocoder: trained), synth (--vocoder auto, its
+default) and doctor use the vocoder.pt beside the acoustic model's checkpoint (docs/vocoder.md).
 """
 
 from __future__ import annotations

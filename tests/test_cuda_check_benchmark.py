@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 import math
 
-from benchmarks.cuda_check import PRECISIONS, Report, precision_agreement, step_times, with_demo_overrides
+from benchmarks.cuda_check import (
+    PRECISIONS,
+    Report,
+    precision_agreement,
+    step_times,
+    vocoder_section,
+    with_demo_overrides,
+)
 from benchmarks.decoders import cpu_demo
 from helpers import committed_params
 
@@ -59,3 +66,14 @@ def test_a_failing_section_is_recorded_and_the_next_still_runs(tmp_path) -> None
     assert "ZeroDivisionError" in data["broken"]["error"]
     assert data["fine"]["result"] == {"x": 1}
     assert "skipped" in data["late"]
+
+
+def test_the_vocoder_section_trains_and_scores_against_griffin_lim(tiny_store) -> None:
+    params = with_demo_overrides(committed_params())
+    params["vocoder"].update(dim=16, intermediate=32, layers=2, phase_iters=2, segment_frames=8, batch_size=2)
+    params["eval"]["griffin_lim_iters"] = 2
+    out = vocoder_section(params, tiny_store, tiny_store.parent / "manifest.parquet", "cpu", 2)
+    assert out["steps"] == 2 and out["steps_per_second"] > 0
+    for name in ("trained", "griffin_lim"):
+        assert {"pesq_wb", "estoi", "mcd", "rtf_one_thread"} <= set(out[name]), name
+        assert all(math.isfinite(v) for v in out[name].values()), name
