@@ -16,7 +16,9 @@ from pipeline.evaluation.report import summary_markdown
 from pipeline.evaluation.scoring import evaluate, stop_outcome
 
 
-def _run(tiny_runs, tiny_store, tmp_path, decoder: str, vocoder: Path | None = None) -> tuple[dict, object]:
+def _run(
+    tiny_runs, tiny_store, tmp_path, decoder: str, vocoder: Path | None = None, utterances: int = 0
+) -> tuple[dict, object]:
     """Evaluate a tiny run, heard through Griffin-Lim, or through the trained `vocoder` when given
     (never a models/vocoder.pt a demo run left in the working tree)."""
     params = committed_params()
@@ -25,6 +27,7 @@ def _run(tiny_runs, tiny_store, tmp_path, decoder: str, vocoder: Path | None = N
         checkpoint=str(tiny_runs[decoder] / "models" / "best.pt"),
         griffin_lim_iters=4,
         vocoder="trained" if vocoder is not None else "griffin_lim",
+        utterances=utterances,
         device="cpu",
         samples=1,
         figures=1,
@@ -153,7 +156,8 @@ def test_a_capped_evaluation_takes_its_utterances_from_every_speaker_in_turn() -
 def test_evaluate_scores_griffin_lim_and_the_trained_vocoder_side_by_side(
     tiny_runs, tiny_store, tiny_vocoder, tmp_path
 ) -> None:
-    metrics, reports = _run(tiny_runs, tiny_store, tmp_path, "autoregressive", vocoder=tiny_vocoder)
+    # One utterance: every vocoder, score and recognizer still runs, at a third of the cost.
+    metrics, reports = _run(tiny_runs, tiny_store, tmp_path, "autoregressive", vocoder=tiny_vocoder, utterances=1)
     compared = metrics["vocoder"]
     assert compared["used"] == "trained" and {"griffin_lim", "trained"} <= set(compared)
     for name in ("griffin_lim", "trained"):
@@ -172,7 +176,7 @@ def test_evaluate_scores_griffin_lim_and_the_trained_vocoder_side_by_side(
 def test_evaluate_with_griffin_lim_still_compares_an_existing_trained_vocoder(
     tiny_runs, tiny_store, tiny_vocoder, tmp_path
 ) -> None:
-    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "autoregressive")
+    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "autoregressive", utterances=1)
     assert set(metrics["vocoder"]) == {"used", "griffin_lim"}  # none at the path it was given
     params = committed_params()
     cfg = dataclasses.replace(
@@ -185,6 +189,7 @@ def test_evaluate_with_griffin_lim_still_compares_an_existing_trained_vocoder(
         figures=0,
         sentences=[],
         recognizer="none",
+        utterances=1,
     )
     metrics = evaluate(
         tiny_store,
