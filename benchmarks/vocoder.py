@@ -39,7 +39,7 @@ from pipeline.common.atomic import write_json
 from pipeline.config import eval_config, load_params, vocoder_config
 from pipeline.evaluation.mcd import mcd_dtw, mel_cepstrum, trim_silence
 from pipeline.evaluation.quality import estoi, pesq_wb
-from pipeline.evaluation.vocoder_comparison import overlap
+from pipeline.evaluation.vocoder_comparison import overlap, vocode_on_one_thread
 from pipeline.vocoding.data import Utterance
 from pipeline.vocoding.loop import VocoderRun
 
@@ -49,13 +49,9 @@ REPO = Path(__file__).resolve().parents[1]
 def score(vocoder: Vocoder, utterances: list[Utterance], cepstrum: Any) -> dict[str, float]:
     """Mean copy-synthesis PESQ-WB, ESTOI and MCD-DTW, and the RTF on one thread."""
     pesq, stoi, mcd, seconds, samples = [], [], [], 0.0, 0
-    threads = torch.get_num_threads()
     for u in utterances:
-        torch.set_num_threads(1)
-        start = time.perf_counter()
-        wave = vocoder(torch.from_numpy(u.mel)).numpy()
-        seconds += time.perf_counter() - start
-        torch.set_num_threads(threads)
+        wave, spent = vocode_on_one_thread(vocoder, u.mel)
+        seconds += spent
         samples += len(wave)
         ref, deg = overlap(u.wave, wave)
         pesq.append(pesq_wb(ref, deg, vocoder.sample_rate))

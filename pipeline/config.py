@@ -874,6 +874,12 @@ FREEZABLE = ("encoder", "reference", "duration", "decoder", "postnet")
 PRETRAINED = "pretrained"
 
 
+def outside_pretrained(path: str) -> bool:
+    """Whether an init_from path is not a file under pretrained/ (relative, without ..)."""
+    parts = Path(path).parts
+    return Path(path).is_absolute() or len(parts) < 2 or parts[0] != PRETRAINED or ".." in parts
+
+
 @dataclass(frozen=True)
 class TrainConfig(Checked):
     """The train stage (params.yaml `train`): optimizer and schedule, step mechanics, the loop,
@@ -932,16 +938,14 @@ class TrainConfig(Checked):
         # warmup_steps >= max_steps is allowed: a short run may be all warm-up.
         if self.min_lr > self.lr:
             problems.append(f"train.min_lr ({self.min_lr:g}) must be <= lr ({self.lr:g})")
-        if self.init_from is not None:
-            parts = Path(self.init_from).parts
-            # dvc.yaml lists pretrained/ as a dependency of train (a null param cannot be one),
-            # so a base anywhere else would change without DVC rerunning train.
-            if Path(self.init_from).is_absolute() or len(parts) < 2 or parts[0] != PRETRAINED or ".." in parts:
-                problems.append(
-                    f"train.init_from ({shown(self.init_from)}) must be a checkpoint under {PRETRAINED}/, "
-                    f"which DVC tracks for the train stage: copy it there (cp models/best.pt {PRETRAINED}/base.pt) "
-                    f"and set train.init_from={PRETRAINED}/base.pt"
-                )
+        # dvc.yaml lists pretrained/ as a dependency of train (a null param cannot be one),
+        # so a base anywhere else would change without DVC rerunning train.
+        if self.init_from is not None and outside_pretrained(self.init_from):
+            problems.append(
+                f"train.init_from ({shown(self.init_from)}) must be a checkpoint under {PRETRAINED}/, "
+                f"which DVC tracks for the train stage: copy it there (cp models/best.pt {PRETRAINED}/base.pt) "
+                f"and set train.init_from={PRETRAINED}/base.pt"
+            )
         unknown = [m for m in self.freeze if m not in FREEZABLE]
         if unknown or len(set(self.freeze)) < len(self.freeze):
             problems.append(
@@ -1005,15 +1009,13 @@ class VocoderConfig(Checked):
             problems.append(
                 f"vocoder.kernel ({self.kernel}) must be odd: an even kernel shifts every frame by half a frame"
             )
-        if self.init_from is not None:
-            parts = Path(self.init_from).parts
-            # As train.init_from: dvc.yaml lists pretrained/ as a dependency of the vocoder stage.
-            if Path(self.init_from).is_absolute() or len(parts) < 2 or parts[0] != PRETRAINED or ".." in parts:
-                problems.append(
-                    f"vocoder.init_from ({shown(self.init_from)}) must be a vocoder checkpoint under {PRETRAINED}/, "
-                    f"which DVC tracks for the vocoder stage: copy it there (cp models/vocoder.pt {PRETRAINED}/vocoder.pt) "
-                    f"and set vocoder.init_from={PRETRAINED}/vocoder.pt"
-                )
+        # As train.init_from: dvc.yaml lists pretrained/ as a dependency of the vocoder stage.
+        if self.init_from is not None and outside_pretrained(self.init_from):
+            problems.append(
+                f"vocoder.init_from ({shown(self.init_from)}) must be a vocoder checkpoint under {PRETRAINED}/, "
+                f"which DVC tracks for the vocoder stage: copy it there (cp models/vocoder.pt {PRETRAINED}/vocoder.pt) "
+                f"and set vocoder.init_from={PRETRAINED}/vocoder.pt"
+            )
         return problems
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import REPO, TEXTS, committed_params, tiny_params, write_corpus
+from helpers import REPO, TEXTS, TINY_VOCODER, committed_params, tiny_params, write_corpus
 
 
 @pytest.fixture
@@ -111,21 +111,7 @@ def tiny_vocoder(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from pipeline.vocoding.loop import fit_vocoder
 
     params = committed_params()
-    params["vocoder"].update(
-        {
-            "dim": 16,
-            "intermediate": 32,
-            "layers": 2,
-            "phase_iters": 2,
-            "segment_frames": 8,
-            "batch_size": 2,
-            "max_steps": 3,
-            "warmup_steps": 1,
-            "val_every": 3,
-            "samples": 0,
-            "device": "cpu",
-        }
-    )
+    params["vocoder"] = {**TINY_VOCODER, "max_steps": 3, "val_every": 3, "samples": 0}
     root = tmp_path_factory.mktemp("vocoder")
     manifest = tiny_store.parent / "manifest.parquet"
     fit_vocoder(tiny_store, manifest, params, root / "models", root / "live", progress=False)

@@ -202,3 +202,40 @@ def ran_stages(output: str) -> list[str]:
 def demo_config(**changes: object) -> DemoConfig:
     """The committed params' demo corpus settings (one voice, cmu_us_slt_arctic_hts) with changes."""
     return dataclasses.replace(data_config(committed_params()).demo, **changes)
+
+
+# The vocoder section for tests, every key: a few steps of a tiny generator on the CPU.
+TINY_VOCODER: dict[str, Any] = {
+    "dim": 16,
+    "intermediate": 32,
+    "layers": 2,
+    "kernel": 7,
+    "phase_iters": 2,
+    "momentum": 0.99,
+    "segment_frames": 8,
+    "batch_size": 2,
+    "lr": 2.0e-3,
+    "warmup_steps": 1,
+    "max_steps": 6,
+    "spectral_convergence_weight": 1.0,
+    "grad_clip": 1.0,
+    "val_every": 2,
+    "samples": 1,
+    "checkpoint_every": 100,
+    "max_nonfinite": 10,
+    "seed": 1234,
+    "device": "cpu",
+    "mixed_precision": True,
+    "init_from": None,
+}
+
+
+def table_steps(live: Path) -> dict[str, list[int]]:
+    """Every dvclive .tsv under `live`: its relative path -> the steps of its rows."""
+    metrics = live / "plots" / "metrics"
+    out = {}
+    for table in sorted(metrics.rglob("*.tsv")):
+        rows = table.read_text(encoding="utf-8").splitlines()
+        at = rows[0].split("\t").index("step")
+        out[str(table.relative_to(metrics))] = [int(r.split("\t")[at]) for r in rows[1:]]
+    return out

@@ -15,7 +15,7 @@ from benchmarks.cuda_check import (
     with_demo_overrides,
 )
 from benchmarks.decoders import cpu_demo
-from helpers import committed_params
+from helpers import TINY_VOCODER, committed_params
 
 
 def test_the_checked_configuration_is_the_demos() -> None:
@@ -70,7 +70,7 @@ def test_a_failing_section_is_recorded_and_the_next_still_runs(tmp_path) -> None
 
 def test_the_vocoder_section_trains_and_scores_against_griffin_lim(tiny_store) -> None:
     params = with_demo_overrides(committed_params())
-    params["vocoder"].update(dim=16, intermediate=32, layers=2, phase_iters=2, segment_frames=8, batch_size=2)
+    params["vocoder"].update(TINY_VOCODER)
     params["eval"]["griffin_lim_iters"] = 2
     out = vocoder_section(params, tiny_store, tiny_store.parent / "manifest.parquet", "cpu", 2)
     assert out["steps"] == 2 and out["steps_per_second"] > 0

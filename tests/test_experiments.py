@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import TEXTS, VENV_BIN, ran_stages, run, set_params, write_corpus
+from helpers import TEXTS, TINY_VOCODER, VENV_BIN, ran_stages, run, set_params, write_corpus
 from helpers import TINY_SIZE as TINY
 
 
@@ -32,19 +32,7 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
             "lr": 1e-3,
             "warmup_steps": 2,
         },
-        vocoder={
-            "dim": 16,
-            "intermediate": 32,
-            "layers": 2,
-            "phase_iters": 2,
-            "segment_frames": 8,
-            "batch_size": 2,
-            "max_steps": 3,
-            "warmup_steps": 1,
-            "val_every": 3,
-            "samples": 1,
-            "device": "cpu",
-        },
+        vocoder={**TINY_VOCODER, "max_steps": 3, "val_every": 3},
         eval={
             "griffin_lim_iters": 4,
             "device": "cpu",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import committed_params, tiny_params
+from helpers import committed_params, table_steps, tiny_params
 from pipeline.synth import main as synth_main
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint
 from pipeline.training.loop import fit, trim_history
@@ -38,17 +38,6 @@ def crafted(path: Path, marker: Path, base: dict | None = None) -> Path:
     marker.unlink()
     torch.save({**(base or {"model": {}}), "payload": TouchOnLoad(marker)}, path)
     return path
-
-
-def table_steps(live: Path) -> dict[str, list[int]]:
-    """Every dvclive .tsv under `live`: its relative path -> the steps of its rows."""
-    metrics = live / "plots" / "metrics"
-    out = {}
-    for table in sorted(metrics.rglob("*.tsv")):
-        rows = table.read_text(encoding="utf-8").splitlines()
-        at = rows[0].split("\t").index("step")
-        out[str(table.relative_to(metrics))] = [int(r.split("\t")[at]) for r in rows[1:]]
-    return out
 
 
 @pytest.fixture(scope="module")

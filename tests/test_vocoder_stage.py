@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from helpers import committed_params
+from helpers import TINY_VOCODER, committed_params, table_steps
 from model.mel import MelSettings
 from model.vocoder import GriffinLimVocoder, TrainedVocoder
 from pipeline.common.stage import RunAborted
@@ -33,32 +33,6 @@ from pipeline.vocoding import loop
 from pipeline.vocoding.checkpoint import VocoderMismatchError, auto_vocoder, load_generator
 from pipeline.vocoding.data import VAL, Utterance, draw_batch, load_utterances, store_mel_settings
 from pipeline.vocoding.loop import BEST, LAST, VocoderRun, fit_vocoder, learning_rate
-
-# Every key of the section: the committed params may predate it, and a run must stay a few
-# steps of a tiny generator on the CPU.
-TINY_VOCODER: dict[str, Any] = {
-    "dim": 16,
-    "intermediate": 32,
-    "layers": 2,
-    "kernel": 7,
-    "phase_iters": 2,
-    "momentum": 0.99,
-    "segment_frames": 8,
-    "batch_size": 2,
-    "lr": 2.0e-3,
-    "warmup_steps": 1,
-    "max_steps": 6,
-    "spectral_convergence_weight": 1.0,
-    "grad_clip": 1.0,
-    "val_every": 2,
-    "samples": 1,
-    "checkpoint_every": 100,
-    "max_nonfinite": 10,
-    "seed": 1234,
-    "device": "cpu",
-    "mixed_precision": True,
-    "init_from": None,
-}
 
 
 def vocoder_params(params: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -76,17 +50,6 @@ def fit(store: Path, params: dict[str, Any], root: Path, **kwargs: Any) -> dict[
 
 def generator_weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["generator"]
-
-
-def table_steps(live: Path) -> dict[str, list[int]]:
-    """Every dvclive .tsv under `live`: its relative path -> the steps of its rows."""
-    metrics = live / "plots" / "metrics"
-    out = {}
-    for table in sorted(metrics.rglob("*.tsv")):
-        rows = table.read_text(encoding="utf-8").splitlines()
-        at = rows[0].split("\t").index("step")
-        out[str(table.relative_to(metrics))] = [int(r.split("\t")[at]) for r in rows[1:]]
-    return out
 
 
 @pytest.fixture(scope="module")
