@@ -15,6 +15,9 @@ cd "$(dirname "$0")"
 # gcc and python3-dev: resemblyzer's VAD (webrtcvad) is a source distribution on PyPI.
 APT_PACKAGES=(python3 python3-venv python3-dev gcc git festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
               espeak-ng libespeak-ng1 libsndfile1)
+# The page tests (`hamgara serve`'s page, reports/index.html) open the pages in Debian's chromium, headless,
+# driven through chromium-driver; only `./setup.sh test` needs them.
+TEST_APT_PACKAGES=(chromium chromium-driver)
 VENV=.venv
 # Demo training on a CPU, chosen by measurement (docs/measurements.md, "Exposure bias"): the autoregressive decoder
 # (the recipe's) with aligned conditioning, 3 frames per step and scheduled sampling at 1.0 speaks
@@ -47,8 +50,9 @@ MULTI_DEMO=('data.demo.extra_voices=["kal_diphone:120","ked_diphone:120"]' "data
 log() { printf '\033[1m[hamgara]\033[0m %s\n' "$*"; }
 
 install_apt() {
+  # $@: packages wanted beside APT_PACKAGES.
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "${APT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -128,7 +132,7 @@ run_demo() {
   local name=$1
   shift
   install_apt
-  install_venv ""
+  install_venv "[runtime]"
   ensure_git
   # shellcheck disable=SC1091
   source "$VENV/bin/activate"
@@ -165,8 +169,8 @@ case "${1:-}" in
     dvc metrics show
     ;;
   test)
-    install_apt
-    install_venv "[test]"
+    install_apt "${TEST_APT_PACKAGES[@]}"
+    install_venv "[runtime,test]"
     log "ruff: lint and import order, then formatting (configured in pyproject.toml)"
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
