@@ -131,3 +131,18 @@ def encode(symbols: Sequence[str], table: Sequence[str]) -> list[int]:
         return [index[s] for s in symbols]
     except KeyError as e:
         raise FrontendError(f"symbol {e.args[0]!r} is not in the symbol table") from None
+
+
+def nearest_symbol(symbol: str, known: set[str]) -> str:
+    """`symbol` if the model knows it, else the same phone with another stress or without its
+    length mark (stress and length are folded into the phone symbols, so a phone seen only
+    unstressed in training may come with secondary stress in a new sentence). A symbol with
+    no known variant is returned unchanged, for `encode` to report."""
+    if symbol in known:
+        return symbol
+    base = symbol.lstrip(_STRESS)
+    stripped = base.rstrip(_LENGTH)
+    for candidate in (base, "ˈ" + base, "ˌ" + base, stripped, "ˈ" + stripped, "ˌ" + stripped):
+        if candidate in known:
+            return candidate
+    return symbol

@@ -15,8 +15,8 @@ import soundfile as sf
 from helpers import TEXTS
 from model.layers import PositionalEncoding
 from model.vocoder import GriffinLimVocoder
-from pipeline.evaluation.chunking import join_with_gaps, split_at_bound, split_sentences
-from pipeline.evaluation.synthesizer import SENTENCE_PAUSE_SECONDS, Synthesizer
+from pipeline.evaluation.chunking import SENTENCE_PAUSE_SECONDS, join_with_gaps, split_at_bound, split_sentences
+from pipeline.evaluation.synthesizer import Synthesizer
 from pipeline.synth import main as synth_main
 
 # Positions in each shrunken table: pieces of up to 18 tokens at 22.05 kHz, hop 256 (long enough

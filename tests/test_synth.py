@@ -10,8 +10,9 @@ import soundfile as sf
 import torch
 
 from model.mel import MelSettings
+from model.text import nearest_symbol
 from model.vocoder import UnsafeVocoderError, load_vocoder
-from pipeline.evaluation.synthesizer import Synthesizer, nearest_symbol
+from pipeline.evaluation.synthesizer import Synthesizer
 from pipeline.synth import main as synth_main
 
 WORDS = "The small dog slept."  # words of the tiny store's texts: its symbol table covers them

@@ -21,6 +21,23 @@ SENTENCE_ENDS = ".!?;؟۔؛"
 # whitespace: "e.g." or "3.5" do not end a sentence, `He said "Stop." Then` does.
 _SENTENCE_BREAK = re.compile(rf"(?<=[{re.escape(SENTENCE_ENDS)}])([\"'»)\]]*)\s+")
 
+# Silence put between the pieces of a long line. Each piece already starts and ends with the
+# model's own short edge silence (it was trained on trimmed recordings), so a little more makes
+# a sentence break a listener hears as one, without the gaps of a list being read out.
+SENTENCE_PAUSE_SECONDS = 0.2
+# Fade at each edge of a piece that meets a pause: a piece whose audio stops off zero would
+# otherwise click against the silence. Short enough not to be heard as a fade.
+EDGE_FADE_SECONDS = 0.01
+# The most speaking time one token is assumed to take, on average over a piece, when sizing
+# pieces to the position tables. Read speech runs at 10-15 phones (or letters) a second, about
+# 0.07-0.1 s a token; 0.25 s leaves room for slow voices, pauses at punctuation and a model
+# whose durations run long, so the bound holds without predicting durations first. At 22.05 kHz
+# and hop 256 with the 8192-position tables it gives pieces of up to ~380 tokens (~30 s of
+# speech): sentences that long are rare, so nearly every line is cut at sentence ends only.
+MAX_SECONDS_PER_TOKEN = 0.25
+# Symbols after which a too-long sentence is best cut (a pause the voice makes anyway).
+SOFT_BREAKS = ",،:"
+
 T = TypeVar("T")
 
 

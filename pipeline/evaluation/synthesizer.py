@@ -23,51 +23,33 @@ import torch
 from model.config import WORD_SEPARATOR, ModelConfig
 from model.layers import lengths_to_mask
 from model.mel import LogMel, MelSettings
-from model.text import FrontendError, encode, normalize_text, to_characters, to_phonemes, unsupported_chars
+from model.text import (
+    FrontendError,
+    encode,
+    nearest_symbol,
+    normalize_text,
+    to_characters,
+    to_phonemes,
+    unsupported_chars,
+)
 from model.tts import HamgaraTTS
 from model.vocoder import Vocoder
-from pipeline.evaluation.chunking import fade_edges, join_with_gaps, split_at_bound, split_sentences
+from pipeline.evaluation.chunking import (
+    EDGE_FADE_SECONDS,
+    MAX_SECONDS_PER_TOKEN,
+    SENTENCE_PAUSE_SECONDS,
+    SOFT_BREAKS,
+    fade_edges,
+    join_with_gaps,
+    split_at_bound,
+    split_sentences,
+)
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, model_state
-
-_STRESS = "ˈˌ"
-_LENGTH = "ːˑ"
-
-# Silence put between the pieces of a long line. Each piece already starts and ends with the
-# model's own short edge silence (it was trained on trimmed recordings), so a little more makes
-# a sentence break a listener hears as one, without the gaps of a list being read out.
-SENTENCE_PAUSE_SECONDS = 0.2
-# Fade at each edge of a piece that meets a pause: a piece whose audio stops off zero would
-# otherwise click against the silence. Short enough not to be heard as a fade.
-EDGE_FADE_SECONDS = 0.01
-# The most speaking time one token is assumed to take, on average over a piece, when sizing
-# pieces to the position tables. Read speech runs at 10-15 phones (or letters) a second, about
-# 0.07-0.1 s a token; 0.25 s leaves room for slow voices, pauses at punctuation and a model
-# whose durations run long, so the bound holds without predicting durations first. At 22.05 kHz
-# and hop 256 with the 8192-position tables it gives pieces of up to ~380 tokens (~30 s of
-# speech): sentences that long are rare, so nearly every line is cut at sentence ends only.
-MAX_SECONDS_PER_TOKEN = 0.25
-# Symbols after which a too-long sentence is best cut (a pause the voice makes anyway).
-_SOFT_BREAKS = ",،:"
 
 
 class ReferenceAudioError(ValueError):
     """The reference recording (`hamgara synth --reference`) cannot be read; the message names
     the file and why."""
-
-
-def nearest_symbol(symbol: str, known: set[str]) -> str:
-    """`symbol` if the model knows it, else the same phone with another stress or without its
-    length mark (stress and length are folded into the phone symbols, so a phone seen only
-    unstressed in training may come with secondary stress in a new sentence). A symbol with
-    no known variant is returned unchanged, for `encode` to report."""
-    if symbol in known:
-        return symbol
-    base = symbol.lstrip(_STRESS)
-    stripped = base.rstrip(_LENGTH)
-    for candidate in (base, "ˈ" + base, "ˌ" + base, stripped, "ˈ" + stripped, "ˌ" + stripped):
-        if candidate in known:
-            return candidate
-    return symbol
 
 
 @dataclass
@@ -209,7 +191,7 @@ class Synthesizer:
         flat = [s for found in sentences for s in found]
         owners = [i for i, found in enumerate(sentences) for _ in found]
         ids = self.tokens(flat, language, [i + 1 for i in owners])
-        soft = {self.symbols.index(s) for s in _SOFT_BREAKS if s in self.symbols}
+        soft = {self.symbols.index(s) for s in SOFT_BREAKS if s in self.symbols}
         spaces = {self.symbols.index(WORD_SEPARATOR)} if WORD_SEPARATOR in self.symbols else set()
         piece_owners: list[int] = []
         pieces: list[list[int]] = []
