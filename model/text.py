@@ -146,3 +146,34 @@ def nearest_symbol(symbol: str, known: set[str]) -> str:
         if candidate in known:
             return candidate
     return symbol
+
+
+def text_to_ids(
+    texts: Sequence[str], language: str, frontend: str, symbols: Sequence[str], lines: Sequence[int] | None = None
+) -> list[list[int]]:
+    """What a user typed -> symbol ids of a model with this `frontend` and symbol table: numbers
+    and abbreviations spelled out for `language` (model/textnorm), the text normalized, then
+    phonemes (or characters), each symbol the model's nearest. Empty text, characters still
+    unreadable after spelling out and symbols the model never saw raise FrontendError naming
+    the line: `lines[i]` is text i's line number, by default its position counted from 1."""
+    from model.textnorm import spell_out  # the number speller loads only when text is spoken
+
+    number = list(lines) if lines is not None else list(range(1, len(texts) + 1))
+    normalized = [normalize_text(spell_out(normalize_text(t), language)) for t in texts]
+    for i, t in enumerate(normalized):
+        if not t:
+            raise FrontendError(f"line {number[i]}: empty text")
+        bad = unsupported_chars(t, language)
+        if bad:
+            raise FrontendError(f"line {number[i]}: characters the frontend cannot read: {bad!r} in {t!r}")
+    sequences = [to_characters(t) for t in normalized] if frontend == "characters" else to_phonemes(normalized, language)
+    out = []
+    known = set(symbols)
+    for i, (t, syms) in enumerate(zip(normalized, sequences)):
+        if not syms:
+            raise FrontendError(f"line {number[i]} ({t!r}): the frontend produced no symbols")
+        try:
+            out.append(encode([nearest_symbol(s, known) for s in syms], symbols))
+        except FrontendError as e:
+            raise FrontendError(f"line {number[i]} ({t!r}): {e}; the model cannot say it") from None
+    return out

@@ -14,6 +14,8 @@ STAGES = {
     "vocoder": "train the mel -> waveform vocoder on the corpus's recordings; models/vocoder.pt (resumes)",
     "evaluate": "free-running synthesis of the validation split scored against the recordings; reports/",
     "synth": 'text to speech from a checkpoint: hamgara synth "Hello." -o hello.wav',
+    "export": "the trained voice as ONNX graphs + voice.json, runnable without torch: hamgara export -o voice/",
+    "serve": "an exported voice over HTTP with a page to try it: hamgara serve --voice voice/",
     "doctor": "review the data and the training run: reports/doctor.md (ok / warning / problem, with fixes)",
     "model-info": "parameter counts of the model for every size and decoder",
     "lr-find": "LR range test on your features with the configured model: a suggested train.lr (reports/lr_find.json)",

@@ -3,11 +3,16 @@
   hamgara synth "Hello there." -o hello.wav
   hamgara synth --file lines.txt -o out/          # one wav per line: out/0001.wav, ...
   echo "Hello." | hamgara synth - -o hello.wav
+  hamgara synth --voice voice/ "Hello." -o hello.wav   # an exported voice (hamgara export): no torch
 
 The checkpoint carries everything synthesis needs (model, symbols, frontend, mel settings and
 statistics). The vocoder is the one the vocoder stage trained (models/vocoder.pt) when there is
 one, else Griffin-Lim (--vocoder picks); exported vocoder files (torch.export .pt2, TorchScript)
 are refused, since loading either can run code hidden in the file (model/vocoder.py).
+With --voice DIR the folder `hamgara export` wrote is used instead, through onnxruntime
+(pipeline/runtime): no torch is loaded, and the checkpoint, vocoder, reference and device
+options do not apply. Numbers, money, times and abbreviations are read out ("In 1999, Dr.
+Smith paid $5.50" -> "In nineteen ninety-nine, Doctor Smith paid five dollars, fifty cents").
 Prints the real-time factor: seconds of computing per second of audio.
 """
 
@@ -86,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "-o", "--out", default="synth.wav", help="output .wav (one line) or folder (several); default synth.wav"
     )
-    ap.add_argument("--checkpoint", default="models/best.pt", help="model checkpoint (default models/best.pt)")
+    ap.add_argument("--voice", help="an exported voice folder (hamgara export): synthesize with it, without torch")
+    ap.add_argument("--checkpoint", help="model checkpoint (default models/best.pt)")
     ap.add_argument(
         "--language", help="language (an espeak-ng voice the model was trained on); default: the model's only one"
     )
@@ -97,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--vocoder",
-        default="auto",
         help="auto (default: trained when --vocoder-checkpoint exists and fits, else griffin_lim), trained, or griffin_lim; "
         "exported vocoder files (.pt2, TorchScript) can run code when loaded and are refused",
     )
@@ -105,11 +110,57 @@ def main(argv: list[str] | None = None) -> int:
         "--vocoder-checkpoint",
         help="the trained vocoder (default: vocoder.pt beside --checkpoint, where the vocoder stage writes it)",
     )
-    ap.add_argument("--griffin-lim-iters", type=positive_int, default=60, help="Griffin-Lim iterations (default 60)")
+    ap.add_argument("--griffin-lim-iters", type=positive_int, help="Griffin-Lim iterations (default 60)")
     ap.add_argument("--batch-size", type=positive_int, default=8, help="lines synthesized together (default 8)")
-    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
+    ap.add_argument("--device", help="cpu (default), cuda, or auto")
     args = ap.parse_args(argv)
+    torch_only = ("checkpoint", "vocoder", "vocoder_checkpoint", "reference", "griffin_lim_iters", "device")
+    if args.voice is not None:
+        given = [f"--{name.replace('_', '-')}" for name in torch_only if getattr(args, name) is not None]
+        if given:
+            ap.error(
+                f"{', '.join(given)} cannot be used with --voice (the exported voice carries its own model and vocoder)"
+            )
+        return run_stage("synth", lambda: _run_voice(args))
+    defaults = {"checkpoint": "models/best.pt", "vocoder": "auto", "griffin_lim_iters": 60, "device": "cpu"}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return run_stage("synth", lambda: _run(args))
+
+
+def _report(path: Path, seconds: float, stop_fired: bool | None) -> None:
+    stop = "" if stop_fired is None or stop_fired else "  (stop token never fired: length cap)"
+    print(f"{path}  {seconds:.2f} s{stop}")
+
+
+def _run_voice(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from pipeline.runtime import Voice
+
+    texts = _lines(args)
+    outputs = _outputs(Path(args.out), len(texts))
+    voice = Voice.load(args.voice)
+    if args.speaker is None and len(voice.speakers) > 1:
+        print(_speaker_note(voice.speakers, voice.speakers[0]), file=sys.stderr)
+    t0 = time.perf_counter()
+    plans = [voice.plan([text], args.language, args.speaker, args.length_scale) for text in texts]
+    audio = 0.0
+    for plan, path in zip(plans, outputs):
+        pieces = list(voice.chunks(plan))
+        wave = np.concatenate(pieces)
+        write_wav(path, wave, voice.sample_rate)
+        seconds = len(wave) / voice.sample_rate
+        audio += seconds
+        _report(path, seconds, None)
+    compute = time.perf_counter() - t0
+    print(
+        f"synth: {len(texts)} utterance(s), {audio:.1f} s of audio, real-time factor {compute / max(audio, 1e-9):.3f}"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -142,8 +193,7 @@ def _run(args: argparse.Namespace) -> int:
         seconds = len(utt.wave) / vocoder.sample_rate
         audio += seconds
         compute += utt.model_seconds + utt.vocoder_seconds
-        stop = "" if utt.stop_fired is None else ("" if utt.stop_fired else "  (stop token never fired: length cap)")
-        print(f"{path}  {seconds:.2f} s{stop}")
+        _report(path, seconds, utt.stop_fired)
     print(f"synth: {len(utts)} utterance(s), {audio:.1f} s of audio, real-time factor {compute / max(audio, 1e-9):.3f}")
     return 0
 

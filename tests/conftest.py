@@ -116,3 +116,39 @@ def tiny_vocoder(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     manifest = tiny_store.parent / "manifest.parquet"
     fit_vocoder(tiny_store, manifest, params, root / "models", root / "live", progress=False)
     return root / "models" / "vocoder.pt"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium (a selenium WebDriver; tests/browser.py has the checks) for the
+    session's page tests. Missing chromium or chromedriver fails the tests that use it, naming
+    `./setup.sh test`: a skip would let CI pass without ever opening a page."""
+    from browser import BrowserError, start_chromium
+
+    try:
+        driver = start_chromium()
+    except BrowserError as e:
+        pytest.fail(str(e), pytrace=False)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def tiny_voices(tiny_runs: dict[str, Path], tiny_vocoder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny runs exported (hamgara export): decoder -> (its torch Synthesizer, its runtime
+    Voice). The autoregressive voice carries the tiny trained vocoder, the parallel one
+    Griffin-Lim, so both vocoder paths of the runtime are exercised."""
+    from pipeline.evaluation.synthesizer import Synthesizer
+    from pipeline.exporting.voice import export_voice
+    from pipeline.runtime import Voice
+    from pipeline.vocoding.checkpoint import load_generator
+
+    voices = {}
+    for decoder, run in tiny_runs.items():
+        synth = Synthesizer.from_file(run / "models" / "best.pt")
+        generator = load_generator(tiny_vocoder, synth.mel_settings) if decoder == "autoregressive" else None
+        folder = tmp_path_factory.mktemp(f"voice_{decoder}") / "voice"
+        identity = {"checkpoint": str(run / "models" / "best.pt"), "step": synth.step, "checkpoint_sha256": "0" * 16}
+        export_voice(synth, generator, folder, identity, {"wer_gap": 0.1, "utterances": 3})
+        voices[decoder] = (synth, Voice.load(folder))
+    return voices

@@ -273,7 +273,7 @@ TOP_LEVEL = {
     "synth",
     "doctor",
 }
-TOP_LEVEL |= {"model_info", "lr_find"}
+TOP_LEVEL |= {"model_info", "lr_find", "export", "serve"}
 
 
 def test_the_top_of_pipeline_holds_only_the_commands_and_the_config() -> None:
@@ -293,4 +293,15 @@ def test_no_module_imports_a_command_module() -> None:
 
 def test_every_library_module_sits_in_a_subpackage_named_for_its_concern() -> None:
     packages = {p.parent.name for p in (REPO / "pipeline").glob("*/__init__.py")}
-    assert packages == {"common", "demo", "data", "features", "training", "vocoding", "evaluation"}
+    assert packages == {
+        "common",
+        "demo",
+        "data",
+        "features",
+        "training",
+        "vocoding",
+        "evaluation",
+        "exporting",
+        "runtime",
+        "serving",
+    }

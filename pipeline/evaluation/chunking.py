@@ -149,3 +149,55 @@ def join_with_gaps(parts: Sequence[np.ndarray], gap: int, fill: float) -> np.nda
             joined.append(spacer)
         joined.append(part)
     return np.concatenate(joined, axis=0)
+
+
+def max_piece_tokens(
+    text_positions: int,
+    frame_positions: int,
+    frames_per_second: float,
+    length_scale: float,
+    autoregressive_reduction: int | None = None,
+    max_length_factor: float = 1.0,
+) -> int:
+    """The most tokens one piece may hold so that neither position table overflows: the text
+    encoder's (one position per token) and the decoder's (one per frame, or for an
+    autoregressive decoder one per step of `autoregressive_reduction` frames, whose length cap
+    lets a run whose stop never fires go on to `max_length_factor` times the predicted frames),
+    at MAX_SECONDS_PER_TOKEN of speech per token stretched by `length_scale`."""
+    frames = float(frame_positions)
+    if autoregressive_reduction is not None:
+        frames = frames * autoregressive_reduction / max_length_factor
+    frames_per_token = MAX_SECONDS_PER_TOKEN * frames_per_second * length_scale
+    return max(1, min(text_positions, int(frames / frames_per_token)))
+
+
+def text_pieces(
+    texts: Sequence[str],
+    language: str,
+    frontend: str,
+    symbols: Sequence[str],
+    bound: int,
+) -> tuple[list[int], list[list[int]]]:
+    """Each text's sentences as symbol ids (model/text.py `text_to_ids`), a sentence longer
+    than `bound` tokens cut at a comma or word boundary near it: (the index of the text each
+    piece belongs to, the pieces' ids), in reading order. A one-sentence text within the bound
+    is one piece, tokenized from the text itself."""
+    from model.config import WORD_SEPARATOR
+    from model.text import text_to_ids
+
+    sentences = [split_sentences(t) for t in texts]
+    # Fewer than two sentences: the line itself, untouched (and an empty line still reaches
+    # text_to_ids, which names it).
+    sentences = [found if len(found) > 1 else [text] for found, text in zip(sentences, texts)]
+    flat = [s for found in sentences for s in found]
+    owners = [i for i, found in enumerate(sentences) for _ in found]
+    ids = text_to_ids(flat, language, frontend, symbols, [i + 1 for i in owners])
+    soft = {symbols.index(s) for s in SOFT_BREAKS if s in symbols}
+    spaces = {symbols.index(WORD_SEPARATOR)} if WORD_SEPARATOR in symbols else set()
+    piece_owners: list[int] = []
+    pieces: list[list[int]] = []
+    for owner, sentence in zip(owners, ids):
+        for piece in split_at_bound(sentence, bound, soft, spaces):
+            piece_owners.append(owner)
+            pieces.append(list(piece))
+    return piece_owners, pieces

@@ -1,0 +1,1 @@
+"""`hamgara serve`: the exported voice over HTTP, with a page to try it (FastAPI + uvicorn)."""
