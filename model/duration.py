@@ -31,8 +31,13 @@ class DurationPredictor(nn.Module):
 
 
 def durations_from_log(log_durations: torch.Tensor, mask: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Predicted frames per token: round(scale * (exp(pred) - 1)), at least 0, 0 on padding."""
-    d = torch.round(scale * (torch.exp(log_durations) - 1.0)).clamp_min(0)
+    """Predicted frames per token: round(scale * (exp(pred) - 1)), at least 0, 0 on padding.
+
+    Computed in float64: float32 exp implementations (torch's vectorized one, numpy's, an ONNX
+    runtime's) differ in the last bit, and a value that lands on a .5 then rounds differently
+    in each; in float64 no float32 prediction lands within their disagreement of a .5, so the
+    exported voice's runtime (pipeline/runtime/decoding.py) rounds every duration as this does."""
+    d = torch.round(scale * (torch.exp(log_durations.double()) - 1.0)).clamp_min(0)
     return (d * mask).long()
 
 

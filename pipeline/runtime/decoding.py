@@ -12,8 +12,9 @@ import numpy as np
 
 def durations(log_durations: np.ndarray, tokens: np.ndarray, optional_ids: Sequence[int], scale: float) -> np.ndarray:
     """Predicted frames per token [N] int64: round(scale * (exp(pred) - 1)), at least 0, and
-    at least 1 for every token but a word separator (`optional_ids`), so no phone is skipped."""
-    d = np.round(np.float32(scale) * (np.exp(log_durations.astype(np.float32)) - np.float32(1.0)))
+    at least 1 for every token but a word separator (`optional_ids`), so no phone is skipped.
+    In float64, as torch's (see model/duration.py: float32 exps differ in the last bit)."""
+    d = np.round(scale * (np.exp(log_durations.astype(np.float64)) - 1.0))
     d = np.maximum(d, 0).astype(np.int64)
     said = ~np.isin(tokens, np.asarray(optional_ids, dtype=np.int64))
     return np.where(said, np.maximum(d, 1), d)
