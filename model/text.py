@@ -159,14 +159,16 @@ def text_to_ids(
     from model.textnorm import spell_out  # the number speller loads only when text is spoken
 
     number = list(lines) if lines is not None else list(range(1, len(texts) + 1))
-    normalized = [normalize_text(spell_out(normalize_text(t), language)) for t in texts]
+    normalized = [spell_out(t, language) for t in texts]  # spell_out also tidies (normalize_text)
     for i, t in enumerate(normalized):
         if not t:
             raise FrontendError(f"line {number[i]}: empty text")
         bad = unsupported_chars(t, language)
         if bad:
             raise FrontendError(f"line {number[i]}: characters the frontend cannot read: {bad!r} in {t!r}")
-    sequences = [to_characters(t) for t in normalized] if frontend == "characters" else to_phonemes(normalized, language)
+    sequences = (
+        [to_characters(t) for t in normalized] if frontend == "characters" else to_phonemes(normalized, language)
+    )
     out = []
     known = set(symbols)
     for i, (t, syms) in enumerate(zip(normalized, sequences)):

@@ -63,7 +63,8 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
     """Parse `<corpus>/metadata.csv` into a table with one row per line.
 
     Columns: line (1-based), id, id_problem (why the id cannot name a file, or ''; see
-    `id_problem`), text, normalized_text, speaker, language, audio (path of the wav or flac under
+    `id_problem`), text, normalized_text (the text itself when the column is empty),
+    normalized_given (whether it was not), speaker, language, audio (path of the wav or flac under
     `wavs/`; the .wav path when neither exists, or when the id cannot name a file, which is then
     not looked for). The speaker comes from the
     metadata's 4th column, else from `cfg.speaker_regex` applied to the id, else
@@ -157,7 +158,10 @@ def _row(
     """One metadata line as a table row, with its speaker, language and audio path resolved."""
     utt_id = fields[0].strip()
     text = fields[1]
-    normalized = fields[2] if len(fields) > 2 and fields[2].strip() else text
+    # An empty normalized_text column means "say the text": validate spells its numbers and
+    # abbreviations out (model.textnorm) and lists what it became; a given one is kept as is.
+    normalized_given = len(fields) > 2 and bool(fields[2].strip())
+    normalized = fields[2] if normalized_given else text
     if len(fields) > 3 and fields[3].strip():
         speaker = fields[3].strip()
     elif regex is not None:
@@ -178,6 +182,7 @@ def _row(
         "id_problem": problem,
         "text": text,
         "normalized_text": normalized,
+        "normalized_given": normalized_given,
         "speaker": speaker,
         "language": language,
         "audio": str(_audio_path(corpus, utt_id, looked_for=not problem)),

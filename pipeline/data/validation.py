@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from model.text import normalize_text, unsupported_chars
+from model.textnorm import spell_out
 from pipeline.common.atomic import atomic_path, write_json
 from pipeline.common.runtime import process_pool, worker_count
 from pipeline.config import DataConfig, ValidateConfig
@@ -50,6 +51,9 @@ MANIFEST_COLUMNS = [
 # some row has one, so the manifest of a corpus without the fault keeps its bytes, and with them
 # the fingerprint of its features store and aligner cache (and DVC's hash of the manifest).
 DC_COLUMN = "dc_correction"
+# The warning of a row whose normalized_text was empty and whose text, spelled out, reads other
+# than as written: training on words nobody wrote down must not happen silently.
+NORMALIZED_FROM_TEXT = "normalized_from_text"
 
 
 @dataclass
@@ -141,7 +145,12 @@ def measure_rows(corpus: Path, cfg: DataConfig, workers: int, frontend: str = "p
     facts = [next(measured) if ok else UNNAMED_FACTS for ok in named]
     df = pd.concat([df, pd.DataFrame(facts, index=df.index)], axis=1)
     df.attrs.update(attrs)
-    df["normalized"] = df["normalized_text"].map(normalize_text)
+    # A given normalized_text is the transcript, kept as written (only tidied); an empty one
+    # means the text is said as it reads, numbers and abbreviations spelled out.
+    df["normalized"] = [
+        normalize_text(t) if given else spell_out(t, lang)
+        for t, given, lang in zip(df["normalized_text"], df["normalized_given"], df["language"])
+    ]
     df["unsupported"] = [unsupported_chars(t, lang) for t, lang in zip(df["normalized"], df["language"])]
     df["unknown_language"] = unknown_languages(df["language"], frontend)
     df["duplicate_of"] = _first_seen(df["id"], df["line"])
@@ -238,7 +247,9 @@ def _warnings(
 
 
 def _row_warnings(r: pd.Series, target_sr: int, vcfg: ValidateConfig) -> list[tuple[str, str]]:
-    """(kind, detail) of each warning of one accepted row."""
+    """(kind, detail) of each warning of one accepted row. A row whose empty normalized_text was
+    filled from its text is listed only when spelling out changed the words: a two-column corpus
+    without numbers would otherwise have every row listed, burying the warnings that matter."""
     out = []
     if r["channels"] > 1:
         out.append(("multichannel", f"{int(r['channels'])} channels; downmixed to mono in precompute"))
@@ -259,6 +270,8 @@ def _row_warnings(r: pd.Series, target_sr: int, vcfg: ValidateConfig) -> list[tu
                 "precompute peak-normalizes it (features.peak_norm), rescale the file for any other use",
             )
         )
+    if not r["normalized_given"] and r["normalized"] != normalize_text(r["text"]):
+        out.append((NORMALIZED_FROM_TEXT, f'normalized_text was empty; spoken as: "{r["normalized"]}"'))
     if r[DC_COLUMN]:
         out.append(
             (

@@ -181,11 +181,15 @@ def text_pieces(
     """Each text's sentences as symbol ids (model/text.py `text_to_ids`), a sentence longer
     than `bound` tokens cut at a comma or word boundary near it: (the index of the text each
     piece belongs to, the pieces' ids), in reading order. A one-sentence text within the bound
-    is one piece, tokenized from the text itself."""
+    is one piece, tokenized from the text itself (so an empty line still reaches text_to_ids,
+    which names it)."""
     from model.config import WORD_SEPARATOR
     from model.text import text_to_ids
+    from model.textnorm import spell_out
 
-    sentences = [split_sentences(t) for t in texts]
+    # Spelled out before the split: "Dr. Smith" is one sentence, "Doctor Smith" (text_to_ids
+    # spells each piece out again, which changes nothing).
+    sentences = [split_sentences(spell_out(t, language)) for t in texts]
     # Fewer than two sentences: the line itself, untouched (and an empty line still reaches
     # text_to_ids, which names it).
     sentences = [found if len(found) > 1 else [text] for found, text in zip(sentences, texts)]

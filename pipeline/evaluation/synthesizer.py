@@ -20,29 +20,19 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from model.config import WORD_SEPARATOR, ModelConfig
+from model.config import ModelConfig
 from model.layers import lengths_to_mask
 from model.mel import LogMel, MelSettings
-from model.text import (
-    FrontendError,
-    encode,
-    nearest_symbol,
-    normalize_text,
-    to_characters,
-    to_phonemes,
-    unsupported_chars,
-)
+from model.text import FrontendError, text_to_ids
 from model.tts import HamgaraTTS
 from model.vocoder import Vocoder
 from pipeline.evaluation.chunking import (
     EDGE_FADE_SECONDS,
-    MAX_SECONDS_PER_TOKEN,
     SENTENCE_PAUSE_SECONDS,
-    SOFT_BREAKS,
     fade_edges,
     join_with_gaps,
-    split_at_bound,
-    split_sentences,
+    max_piece_tokens,
+    text_pieces,
 )
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, model_state
 
@@ -137,69 +127,31 @@ class Synthesizer:
         return self.speakers.index(name)
 
     def tokens(self, texts: list[str], language: str, lines: Sequence[int] | None = None) -> list[list[int]]:
-        """Symbol ids of each text, by the frontend the model was trained with; empty text,
-        characters the frontend cannot read and symbols the model never saw raise
-        FrontendError naming the line: `lines[i]` is text i's line number (the sentences of a
-        long line all name their line), by default its position counted from 1."""
-        number = list(lines) if lines is not None else list(range(1, len(texts) + 1))
-        normalized = [normalize_text(t) for t in texts]
-        for i, t in enumerate(normalized):
-            if not t:
-                raise FrontendError(f"line {number[i]}: empty text")
-            bad = unsupported_chars(t, language)
-            if bad:
-                raise FrontendError(f"line {number[i]}: characters the frontend cannot read: {bad!r} in {t!r}")
-        if self.frontend == "characters":
-            symbols = [to_characters(t) for t in normalized]
-        else:
-            symbols = to_phonemes(normalized, language)
-        out = []
-        known = set(self.symbols)
-        for i, (t, syms) in enumerate(zip(normalized, symbols)):
-            if not syms:
-                raise FrontendError(f"line {number[i]} ({t!r}): the frontend produced no symbols")
-            try:
-                out.append(encode([nearest_symbol(s, known) for s in syms], self.symbols))
-            except FrontendError as e:
-                raise FrontendError(f"line {number[i]} ({t!r}): {e}; the model cannot say it") from None
-        return out
+        """Symbol ids of each text, by the frontend the model was trained with, its numbers,
+        amounts and abbreviations first spelled out as words of `language` (model/text.py
+        `text_to_ids`, which the exported voice's runtime shares); empty text, characters the
+        frontend cannot read even then and symbols the model never saw raise FrontendError
+        naming the line: `lines[i]` is text i's line number, by default its position from 1."""
+        return text_to_ids(texts, language, self.frontend, self.symbols, lines)
 
     def max_chunk_tokens(self, length_scale: float = 1.0) -> int:
-        """The most tokens one piece may hold so that neither position table overflows: the
-        text encoder's (one position per token) and the decoder's (one per frame, or per step
-        of `reduction` frames for the autoregressive decoder, whose length cap lets a run whose
-        stop never fires go on to max_length_factor times the predicted frames), at
-        MAX_SECONDS_PER_TOKEN of speech per token stretched by `length_scale`."""
+        """The most tokens one piece may hold so that neither position table overflows
+        (pipeline/evaluation/chunking.py `max_piece_tokens`)."""
         cfg = self.config
-        text_positions = int(self.model.encoder.pos.pe.size(0))
-        frame_positions = float(self.model.decoder.pos.pe.size(0))
-        if cfg.decoder == "autoregressive":
-            frame_positions = frame_positions * cfg.reduction / cfg.max_length_factor
-        frames_per_second = self.mel_settings.sample_rate / self.mel_settings.hop_length
-        frames_per_token = MAX_SECONDS_PER_TOKEN * frames_per_second * length_scale
-        return max(1, min(text_positions, int(frame_positions / frames_per_token)))
+        return max_piece_tokens(
+            int(self.model.encoder.pos.pe.size(0)),
+            int(self.model.decoder.pos.pe.size(0)),
+            self.mel_settings.sample_rate / self.mel_settings.hop_length,
+            length_scale,
+            cfg.reduction if cfg.decoder == "autoregressive" else None,
+            cfg.max_length_factor,
+        )
 
     def chunk_tokens(self, texts: list[str], language: str, bound: int) -> tuple[list[int], list[list[int]]]:
         """Each text's sentences as symbol ids, a sentence longer than `bound` tokens cut at a
         comma or word boundary near it: (the index of the text each piece belongs to, the
-        pieces' ids), in reading order. A one-sentence text within the bound is one piece,
-        tokenized from the text itself exactly as `tokens` would."""
-        sentences = [split_sentences(t) for t in texts]
-        # Fewer than two sentences: the line itself, untouched (and an empty line still
-        # reaches `tokens`, which names it).
-        sentences = [found if len(found) > 1 else [text] for found, text in zip(sentences, texts)]
-        flat = [s for found in sentences for s in found]
-        owners = [i for i, found in enumerate(sentences) for _ in found]
-        ids = self.tokens(flat, language, [i + 1 for i in owners])
-        soft = {self.symbols.index(s) for s in SOFT_BREAKS if s in self.symbols}
-        spaces = {self.symbols.index(WORD_SEPARATOR)} if WORD_SEPARATOR in self.symbols else set()
-        piece_owners: list[int] = []
-        pieces: list[list[int]] = []
-        for owner, sentence in zip(owners, ids):
-            for piece in split_at_bound(sentence, bound, soft, spaces):
-                piece_owners.append(owner)
-                pieces.append(list(piece))
-        return piece_owners, pieces
+        pieces' ids), in reading order (pipeline/evaluation/chunking.py `text_pieces`)."""
+        return text_pieces(texts, language, self.frontend, self.symbols, bound)
 
     def reference_latent_input(self, wave_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """A reference recording as the normalized mel and mask the style encoder reads. A path
