@@ -16,8 +16,9 @@ convergence figures:
   model's WER gap heard through each (pipeline/evaluation/vocoder_comparison.py).
 
 Writes reports/eval.json (DVC metrics), reports/eval_utterances.csv (per utterance),
-reports/samples/*.wav, reports/figures/eval/*.png and reports/summary.md. The work is done in
-pipeline/evaluation/scoring.py, the writing in pipeline/evaluation/report.py.
+reports/samples/*.wav, reports/figures/eval/*.png, reports/summary.md and reports/index.html (the
+scores, figures and samples on one page, to open in a browser). The work is done in
+pipeline/evaluation/scoring.py, the writing in pipeline/evaluation/report.py and report_page.py.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the vocoder stage's generator (default: vocoder.pt beside eval.checkpoint): used when eval.vocoder "
         "is trained, compared with Griffin-Lim either way",
     )
-    ap.add_argument("--reports", default="reports", help="where eval.json, samples/, figures/eval/ and summary.md go")
+    ap.add_argument(
+        "--reports", default="reports", help="where eval.json, samples/, figures/eval/, summary.md and index.html go"
+    )
     args = ap.parse_args(argv)
     return run_stage("evaluate", lambda: _run(args))
 
@@ -71,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         f"evaluate: {metrics['utterances']} utterances; MCD {metrics['mcd']['model']:.2f} dB "
         f"(vocoder ceiling {metrics['mcd']['vocoder_ceiling']:.2f}); "
         + (f"WER {wer['synthesized']:.3f} (vocoded truth {wer['vocoded_truth']:.3f}); " if wer else "")
-        + f"RTF {metrics['rtf']['total']:.3f} -> {args.reports}/eval.json, {args.reports}/summary.md"
+        + f"RTF {metrics['rtf']['total']:.3f} -> {args.reports}/eval.json, {args.reports}/summary.md, "
+        f"{args.reports}/index.html"
     )
     return 0
 

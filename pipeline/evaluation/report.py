@@ -1,6 +1,6 @@
 """What the evaluate stage leaves for people and for DVC: reports/eval.json,
-reports/eval_utterances.csv, reports/samples/*.wav, reports/figures/eval/*.png and
-reports/summary.md, written from one evaluation's results."""
+reports/eval_utterances.csv, reports/samples/*.wav, reports/figures/eval/*.png,
+reports/summary.md and reports/index.html (report_page.py), written from one evaluation's results."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 from pipeline.common.atomic import write_json, write_text, write_wav
 from pipeline.common.figures import attention_figure, mel_comparison_figure
 from pipeline.config import EvalConfig
+from pipeline.evaluation.report_page import write_page
 from pipeline.features.store import FeatureStore
 
 # (text, wave, what the recognizer heard or None) per held-back sentence.
@@ -45,6 +46,8 @@ def write_reports(
     write_table(reports / "eval_utterances.csv", results.rows)
     write_json(reports / "eval.json", results.metrics)
     write_text(reports / "summary.md", summary_markdown(results.metrics, results.rows, results.held_back, cfg))
+    # Last: the page links to the samples and figures above, as they are now on disk.
+    write_page(reports, results.metrics, results.rows, [text for text, _, _ in results.held_back], cfg.checkpoint)
 
 
 def _fresh_folder(folder: Path) -> None:
