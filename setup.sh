@@ -162,10 +162,12 @@ case "${1:-}" in
     log "  features:   data/features.zarr, reports/precompute.json, reports/figures/alignment/"
     log "  model:      models/best.pt, models/last.pt; curves: dvc plots show; runs: dvc exp show"
     log "  vocoder:    models/vocoder.pt (trained on the corpus), dvclive_vocoder/samples/"
-    log "  evaluation: reports/summary.md (read this first; 'Vocoders': trained against Griffin-Lim), reports/eval.json"
+    log "  evaluation: reports/summary.md (read this first; 'Vocoders': trained against Griffin-Lim), reports/eval.json,"
+    log "              reports/index.html (the same in a browser, with players for every sample)"
     log "  listen:     reports/samples/ (*_synthesized.wav next to *_vocoded_truth.wav and *_truth.wav)"
     log "  look:       reports/figures/eval/ (predicted vs target mel, attention with the duration path)"
     log "  speak:      .venv/bin/hamgara synth \"Your sentence here.\" -o hello.wav"
+    log "  ship:       .venv/bin/hamgara export -o voice/ && .venv/bin/hamgara serve --voice voice/  (docs/export.md)"
     dvc metrics show
     ;;
   test)

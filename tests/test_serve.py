@@ -152,8 +152,9 @@ fetch(document.getElementById('player').src).then(r => r.arrayBuffer()).then(b =
 
 
 def test_the_page_speaks_a_typed_sentence_into_its_player(chromium, server) -> None:
-    from browser import open_page, wait_for
     from selenium.webdriver.common.by import By
+
+    from browser import open_page, wait_for
 
     open_page(chromium, f"{server}/")
     wait_for(chromium, "document.getElementById('speaker').options.length > 0", 20, "the speaker menu to fill")
@@ -176,8 +177,9 @@ def test_the_page_speaks_a_typed_sentence_into_its_player(chromium, server) -> N
 
 
 def test_the_page_shows_the_servers_error_for_an_unknown_speaker(chromium, server) -> None:
-    from browser import open_page, wait_for
     from selenium.webdriver.common.by import By
+
+    from browser import open_page, wait_for
 
     open_page(chromium, f"{server}/")
     wait_for(chromium, "document.getElementById('speaker').options.length > 0", 20, "the speaker menu to fill")
