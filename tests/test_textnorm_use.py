@@ -54,3 +54,21 @@ def test_synth_writes_a_wav_for_a_line_with_digits(tiny_runs, tmp_path) -> None:
     assert synth_main([SEVEN_BIRDS, "--checkpoint", checkpoint, "-o", str(out), "--griffin-lim-iters", "4"]) == 0
     wave, _ = sf.read(out)
     assert len(wave) > 0 and np.isfinite(wave).all()
+
+
+PERSIAN = "در سال ۱۳۹۹ قيمت ۲۵٫۵ درصد افزایش یافت."  # Persian digits, an Arabic yeh, a Persian decimal point
+
+
+def test_a_persian_sentence_with_persian_digits_comes_out_of_the_frontend_as_phonemes() -> None:
+    from model.text import text_to_ids, unsupported_chars
+    from model.textnorm import spell_out
+
+    assert unsupported_chars(PERSIAN, "fa")  # as typed, the frontend cannot read it
+    spoken = spell_out(PERSIAN, "fa")
+    assert unsupported_chars(spoken, "fa") == ""
+    (phonemes,) = to_phonemes([spoken], "fa")
+    table = build_symbol_table([phonemes])
+    (ids,) = text_to_ids([PERSIAN], "fa", "phonemes", table)
+    assert [table[i] for i in ids] == phonemes
+    # The number words are said: far more phonemes than the digits' sentence has words.
+    assert len(phonemes) > 3 * len(PERSIAN.split())
