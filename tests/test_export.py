@@ -166,3 +166,56 @@ def test_the_voice_path_is_written_whole_or_not_at_all(tiny_runs, tmp_path, monk
         voice_module.export_voice(synth, None, tmp_path / "voice", {}, {})
     assert not (tmp_path / "voice").exists()
     assert not any(Path(tmp_path).glob(".voice.tmp-*"))
+
+
+def random_voice(decoder: str, tmp_path: Path, **changes: object) -> tuple[Synthesizer, Voice]:
+    """An untrained two-speaker, two-language model (tests/helpers.py small_config) as a
+    checkpoint, and its export: the speaker and language inputs and every config path."""
+    import dataclasses
+
+    import torch
+
+    from helpers import small_config
+    from model.mel import MelSettings
+    from model.tts import HamgaraTTS
+    from pipeline.exporting.voice import export_voice
+
+    torch.manual_seed(0)
+    cfg = small_config(decoder, **changes)
+    model = HamgaraTTS(cfg)
+    ckpt = {
+        "model_config": dataclasses.asdict(cfg),
+        "symbols": ["_", " ", *[chr(ord("a") + i) for i in range(28)]],
+        "frontend": "characters",
+        "languages": ["en-us", "fa"],
+        "speakers": ["alice", "bob"],
+        "mel": MelSettings(22050, 1024, 256, 1024, cfg.n_mels, 0.0, 8000.0, 1e-5).__dict__,
+        "mel_mean": [-4.0] * cfg.n_mels,
+        "mel_std": [2.0] * cfg.n_mels,
+        "model": model.state_dict(),
+        "step": 0,
+    }
+    synth = Synthesizer(ckpt)
+    export_voice(synth, None, tmp_path / "voice", {}, {})
+    return synth, Voice.load(tmp_path / "voice")
+
+
+@pytest.mark.parametrize(
+    "decoder, changes",
+    [("autoregressive", {"aligned_conditioning": True}), ("parallel", {"frame_attention_window": 3})],
+)
+def test_every_speaker_and_language_says_what_torch_says(tmp_path, decoder: str, changes: dict) -> None:
+    synth, voice = random_voice(decoder, tmp_path, **changes)
+    ids = ids_of(synth, 15, seed=5)
+    mels = {}
+    for speaker in (0, 1):
+        for language in ("en-us", "fa"):
+            ((reference, torch_stop, _),) = synth.mels([ids], language, speaker)
+            mel, runtime_stop = voice.mel(ids, language, speaker)
+            assert mel.shape == reference.shape and runtime_stop == torch_stop
+            assert np.abs(mel - reference).max() <= MAX_MEL_DIFFERENCE
+            mels[speaker, language] = mel
+    # The inputs are wired: another speaker or language is another mel.
+    for other in ((1, "en-us"), (0, "fa")):
+        a, b = mels[0, "en-us"], mels[other]
+        assert a.shape != b.shape or not np.allclose(a, b)

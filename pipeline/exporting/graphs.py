@@ -154,10 +154,17 @@ class ParallelGraph(nn.Module):
     def forward(self, memory: torch.Tensor, frame_tokens: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         dec = self.decoder
         x = memory[0].index_select(0, frame_tokens)[None]
-        mask = torch.ones(x.shape[:2], dtype=torch.bool)
         x = dec.pos(x + dec.style(latent)[:, None, :])
+        frames = torch.arange(x.size(1))
         for layer in dec.layers:
-            x = layer(x, mask)
+            # A frame window (model/layers.py `attend_local`, computed block by block in torch
+            # with an unfold ONNX cannot express for a dynamic length) is the same attention as
+            # a banded mask over every pair of frames, which exports.
+            band = (frames[None, :] - frames[:, None]).abs() <= layer.window if layer.window else None
+            h = layer.norm1(x)
+            k, v = layer.attn.project_kv(h)
+            x = x + _attend(layer.attn, h, k, v, band[None] if band is not None else None)
+            x = x + layer.ff(layer.norm2(x))
         return dec.mel_head(dec.norm(x))
 
 
