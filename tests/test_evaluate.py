@@ -61,7 +61,15 @@ def test_evaluate_writes_every_metric_for_the_autoregressive_decoder(ar_eval) ->
     assert set(on_disk["mcd"]) == {"model", "vocoder_ceiling", "model_share"}
     assert on_disk["mcd"]["model"] > 0 and on_disk["mcd"]["vocoder_ceiling"] > 0
     assert sum(on_disk["stop"].values()) == on_disk["utterances"] >= 2
-    assert set(on_disk["wer"]) == {"synthesized", "vocoded_truth", "truth", "gap", "held_back"}
+    assert set(on_disk["wer"]) == {
+        "synthesized",
+        "vocoded_truth",
+        "truth",
+        "gap",
+        "gap_ci95_low",
+        "gap_ci95_high",
+        "held_back",
+    }
     assert set(on_disk["rtf"]) == {"model", "vocoder", "total"} and on_disk["rtf"]["total"] > 0
     conv = on_disk["convergence"]
     assert conv["validations"] >= 2 and {"val_curve_area", "wall_seconds", "best_val_mel_loss"} <= set(conv)

@@ -6,7 +6,14 @@ import sys
 
 import pytest
 
-from pipeline.evaluation.wer import Recognizer, RecognizerUnavailable, error_counts, normalize_words, word_error_rate
+from pipeline.evaluation.wer import (
+    Recognizer,
+    RecognizerUnavailable,
+    error_counts,
+    gap_interval,
+    normalize_words,
+    word_error_rate,
+)
 
 
 def test_identical_text_has_zero_wer() -> None:
@@ -62,3 +69,40 @@ def test_a_recognizer_that_cannot_be_imported_names_the_setting_and_the_fix(monk
     assert isinstance(raised.value, ValueError)  # run_stage's one line and exit 2, not a traceback
     assert message.startswith("eval.recognizer is pocketsphinx but the pocketsphinx package cannot be imported (")
     assert message.endswith("install it with `pip install pocketsphinx`, or set eval.recognizer: none")
+
+
+REFS = [
+    "the small dog slept",
+    "a bird sang on the wall",
+    "he walked home in the rain",
+    "the old shop was cold",
+] * 3
+SYNTH = [
+    "the small dog slipped",
+    "a bird sang on the wall",
+    "he walked home in rain",
+    "old shop was cold",
+] * 3
+VOCODED = [
+    "the small dog slept",
+    "a bird sang on the wall",
+    "he walked home in the rain",
+    "the old shop was old",
+] * 3
+
+
+def test_the_gap_interval_holds_the_gap_and_is_the_same_every_time() -> None:
+    gap = word_error_rate(REFS, SYNTH) - word_error_rate(REFS, VOCODED)
+    low, high = gap_interval(REFS, SYNTH, VOCODED)
+    assert low < gap < high
+    assert gap_interval(REFS, SYNTH, VOCODED) == (low, high)
+
+
+def test_identical_hearings_have_a_gap_interval_of_zero() -> None:
+    assert gap_interval(REFS, SYNTH, SYNTH) == (0.0, 0.0)
+
+
+def test_more_utterances_of_the_same_kind_narrow_the_interval_by_their_square_root() -> None:
+    low, high = gap_interval(REFS, SYNTH, VOCODED)
+    low16, high16 = gap_interval(REFS * 16, SYNTH * 16, VOCODED * 16)
+    assert 3.0 < (high - low) / (high16 - low16) < 5.5  # sqrt(16) = 4

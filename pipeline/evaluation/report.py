@@ -122,6 +122,12 @@ def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
             f"| WER vocoded truth | {_fmt(w['vocoded_truth'])} | ... on {cfg.vocoder} of the recording's mel |"
         )
         lines.append(f"| WER truth | {_fmt(w['truth'])} | ... on the recordings (the recognizer's own floor) |")
+        if "gap_ci95_low" in w:
+            lines.append(
+                f"| WER gap | {_fmt(w['gap'])} (95% interval {_fmt(w['gap_ci95_low'])} to {_fmt(w['gap_ci95_high'])}) | "
+                "synthesized minus vocoded truth; the interval is a bootstrap over the utterances: a "
+                "difference inside it is not a finding |"
+            )
         if "held_back" in w:
             lines.append(f"| WER held-back sentences | {_fmt(w['held_back'])} | sentences from no corpus |")
     return lines

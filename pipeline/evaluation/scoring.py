@@ -31,7 +31,7 @@ from pipeline.evaluation.report import EvalResults, HeldBack, write_reports
 from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
 from pipeline.evaluation.synthesizer import Synthesizer, Utterance
 from pipeline.evaluation.vocoder_comparison import VocoderComparison
-from pipeline.evaluation.wer import Recognizer, word_error_rate
+from pipeline.evaluation.wer import Recognizer, gap_interval, word_error_rate
 from pipeline.features.split import TRAIN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError
@@ -303,7 +303,8 @@ class Evaluation:
             self.held_back.append((utt.text, utt.wave, heard))
 
     def word_error_rates(self) -> dict[str, float]:
-        """WER on synthesized, vocoded-truth and true audio, their gap, and on the held-back sentences."""
+        """WER on synthesized, vocoded-truth and true audio, their gap with its 95% bootstrap
+        interval over utterances, and on the held-back sentences."""
         rows = self.rows
         refs = [r["text"] for r in rows]
         wer = {
@@ -312,6 +313,10 @@ class Evaluation:
             "truth": word_error_rate(refs, [r["heard_truth"] for r in rows]),
         }
         wer["gap"] = wer["synthesized"] - wer["vocoded_truth"]
+        # 25 utterances make the gap a draw (another machine's numerics, another seed, move it by
+        # more than a claimed improvement): its 95% interval says how wide the draw is.
+        low, high = gap_interval(refs, [r["heard_synthesized"] for r in rows], [r["heard_vocoded_truth"] for r in rows])
+        wer["gap_ci95_low"], wer["gap_ci95_high"] = low, high
         if self.held_back:
             wer["held_back"] = word_error_rate(
                 [t for t, _, _ in self.held_back], [h or "" for _, _, h in self.held_back]
