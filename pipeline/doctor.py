@@ -9,8 +9,11 @@ The data: rejections by reason, silence and clipping, sample-rate mix, minutes, 
 rates and recording level per speaker, alignment-score
 outliers with the ids to listen to, every chunk of features.zarr decoding (a damaged one is
 named with its array, chunk and file), symbol coverage, lengths against the model's limits, mel
-statistics, normalisation in the checkpoint against the store; a checkpoint that is missing
-or unreadable is a problem. The model (on a batch of your training split): overfitting one
+statistics, phoneme and diphone coverage of the training transcripts (how many of the pairs of
+sounds occur, how often, the rarest), normalisation in the checkpoint against the store; a
+checkpoint that is missing or unreadable is a problem. With --text FILE (one sentence per line):
+the diphones and phonemes of that text the training never had, each with an example line, and
+the lines to record first to cover them. The model (on a batch of your training split): overfitting one
 batch, gradient flow per module, each loss term's share of the gradient; the attention's
 alignment error over training; free-running synthesis against teacher forcing at the last
 validation (exposure bias) and how many utterances ended on time. The run: LR schedule as applied, skipped non-finite steps,
@@ -29,6 +32,8 @@ from pathlib import Path
 from pipeline.common.atomic import write_json, write_text
 from pipeline.common.cli_args import non_negative_float, non_negative_int, positive_float
 from pipeline.common.stage import EXIT_VERDICT, run_stage
+from pipeline.evaluation.coverage import read_script
+from pipeline.evaluation.data_checks import TEXT_COVERAGE
 from pipeline.evaluation.diagnosis import review
 from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING, render_markdown
 
@@ -67,13 +72,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--overfit-lr", type=positive_float, default=1e-3, help="learning rate of the overfit-one-batch check"
     )
+    ap.add_argument(
+        "--text",
+        help="a text file, one sentence per line (a recording script, or what the voice will read): "
+        "its diphones and phonemes the training transcripts never had",
+    )
+    ap.add_argument(
+        "--language",
+        help="the --text file's language (an espeak-ng voice name: en-us, fa); default: the store's one language",
+    )
     args = ap.parse_args(argv)
+    if args.language and not args.text:
+        ap.error("--language is the --text file's language: give --text too")
     return run_stage("doctor", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.config import load_params
 
+    # Read before any check runs: a missing or empty text file stops doctor at once (exit 2), not
+    # after the minutes the store and model checks can take.
+    script = read_script(Path(args.text)) if args.text else None
     params = load_params(args.params) if args.overfit_steps > 0 else None
     checks = review(
         Path(args.reports),
@@ -87,12 +106,15 @@ def _run(args: argparse.Namespace) -> int:
         manifest=Path(args.manifest),
         min_speaker_minutes=args.min_speaker_minutes,
         vocoder=Path(args.vocoder) if args.vocoder else Path(args.checkpoint).parent / "vocoder.pt",
+        script=script,
+        script_language=args.language,
     )
     write_json(Path(args.reports) / "doctor.json", {"checks": [asdict(c) for c in checks]})
     write_text(Path(args.reports) / "doctor.md", render_markdown(checks))
     problems = [c for c in checks if c.verdict == PROBLEM]
     for c in checks:
-        if c.verdict != OK:
+        # The text's coverage is said even when ok: it is the answer to what --text asked.
+        if c.verdict != OK or c.name == TEXT_COVERAGE:
             print(f"{c.verdict}: {c.section}/{c.name}: {c.evidence}" + (f" -> {c.fix}" if c.fix else ""))
     print(
         f"doctor: {len(problems)} problem(s), {sum(c.verdict == WARNING for c in checks)} warning(s) -> "

@@ -2,9 +2,10 @@
 store, and the checkpoint read against the store.
 
 Rejections by reason, silence and clipping, the sample-rate mix, alignment-score outliers with
-the ids to listen to, every chunk of the store decoding, symbol coverage, lengths against the
-model's limit, mel statistics, and whether the checkpoint normalizes and reads text the way the
-features were made.
+the ids to listen to, every chunk of the store decoding, symbol coverage, phoneme and diphone
+coverage of the training transcripts (and of a text given to doctor: coverage.py counts),
+lengths against the model's limit, mel statistics, and whether the checkpoint normalizes and
+reads text the way the features were made.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.rejections import FIXES
+from pipeline.evaluation.coverage import (
+    MAX_ONCE_SHARE,
+    Script,
+    Unseen,
+    count_coverage,
+    script_symbols,
+    show,
+    text_coverage,
+    training_sequences,
+)
 from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING, Check
 
 # What to do about a checkpoint doctor cannot read (missing, cut short, not a checkpoint).
@@ -221,3 +232,117 @@ def check_checkpoint(checkpoint: Path, store_path: Path) -> list[Check]:
             "the features changed after training: retrain (dvc repro train)" if diffs else "",
         )
     ]
+
+
+# What to do about diphones seen too rarely, or not at all: more, and more varied, sentences.
+COVERAGE_FIX = (
+    "record more varied sentences, ideally from a recording script chosen for diphone coverage; "
+    "`hamgara doctor --text script.txt` lists the pairs a candidate script holds that training never had, "
+    "and the lines to record first (docs/corpus.md, 'Phoneme and diphone coverage')"
+)
+TEXT_COVERAGE = "text coverage"
+
+
+def _coverage_name(language: str, languages: list[str]) -> str:
+    # A one-language store keeps the plain name (what doctor.json readers look up); with several,
+    # one check per language, named for it.
+    return "diphone coverage" if len(languages) == 1 else f"diphone coverage ({language})"
+
+
+def check_diphone_coverage(store_path: Path, max_once_share: float = MAX_ONCE_SHARE, listed: int = 10) -> list[Check]:
+    """Phonemes and diphones of the training transcripts, per language: how many distinct, how
+    often, the share of the seen phonemes' ordered pairs they cover, and the rarest with an
+    utterance that holds each. More than `max_once_share` of the diphones seen only once is a
+    warning (never a problem: a voice still trains, it says the rare passages worse)."""
+    if not store_path.exists():
+        return []  # check_store says the store is missing
+    per_language = training_sequences(store_path)
+    checks = []
+    for language, (ids, sequences) in per_language.items():
+        name = _coverage_name(language, list(per_language))
+        cov = count_coverage(sequences)
+        if not cov.diphones:
+            checks.append(
+                Check(
+                    "data",
+                    name,
+                    WARNING,
+                    f"{language}: no diphone in the {len(ids)} training utterances",
+                    "give the language training utterances of more than one sound",
+                )
+            )
+            continue
+        bands = cov.bands()
+        rare_phonemes = ", ".join(f"{p!r} x{n}" for p, n in cov.rarest_phonemes(5))
+        rarest = ", ".join(f"{show(d)!r} x{n} ({ids[cov.first_seen[d]]})" for d, n in cov.rarest(listed))
+        evidence = (
+            f"{language}: {len(cov.phonemes)} phonemes (stress folded; rarest {rare_phonemes}) and "
+            f"{len(cov.diphones)} distinct diphones in {len(ids)} training utterances, "
+            f"{cov.pair_share:.1%} of the {cov.candidates} ordered pairs of those phonemes; "
+            f"seen once {bands['once']} ({cov.once_share:.0%}), 2-4 times {bands['2-4']}, 5+ times {bands['5+']}; "
+            f"rarest: {rarest}"
+        )
+        warn = cov.once_share > max_once_share
+        checks.append(
+            Check(
+                "data",
+                name,
+                WARNING if warn else OK,
+                evidence,
+                f"more than {max_once_share:.0%} of the diphones are seen only once, so the voice learns those "
+                f"passages from one recording each: {COVERAGE_FIX}"
+                if warn
+                else "",
+            )
+        )
+    return checks
+
+
+def _unseen_listing(items: list[Unseen], what: str, listed: int) -> str:
+    more = f", and {len(items) - listed} more" if len(items) > listed else ""
+    shown = ", ".join(f"{u.item!r} x{u.count} (line {u.line})" for u in items[:listed])
+    return f"{len(items)} {what} never seen: {shown}{more}"
+
+
+def check_text_coverage(store_path: Path, script: Script, language: str | None = None, listed: int = 15) -> list[Check]:
+    """The diphones and phonemes of a text (one sentence per line) that the training split never
+    had, most frequent first, each with how often the text holds it and its first line; the share
+    of the text's diphone occurrences training had; and the lines that cover the unseen diphones
+    soonest. Anything unseen is a warning. `language` defaults to the store's one language; a
+    language the store does not hold (or a store of several without one) is a ValueError."""
+    from pipeline.features.store import FeatureStore
+
+    if not store_path.exists():
+        return [
+            Check("data", TEXT_COVERAGE, WARNING, f"{store_path} is missing: not compared", "run dvc repro precompute")
+        ]
+    per_language = training_sequences(store_path)
+    held = list(per_language)
+    if language is None and len(held) != 1:
+        raise ValueError(f"{store_path} holds the languages {', '.join(held)}: name the text's with --language")
+    language = language or held[0]
+    if language not in per_language:
+        raise ValueError(f"--language {language}: {store_path} holds no utterance of it (it holds {', '.join(held)})")
+    training = count_coverage(per_language[language][1])
+    result = text_coverage(training, script_symbols(script, language, FeatureStore(store_path).attrs["frontend"]))
+    head = (
+        f"{script.path.name} ({result.lines} line{'' if result.lines == 1 else 's'}, {language}): "
+        f"{result.seen_occurrences} of {result.occurrences} "
+        f"diphone occurrences ({result.seen_share:.1%}) were seen in training"
+    )
+    if not result.unseen_diphones and not result.unseen_phonemes:
+        return [Check("data", TEXT_COVERAGE, OK, head + "; no phoneme or diphone of it is new to the voice")]
+    parts = [head]
+    if result.unseen_diphones:
+        parts.append(_unseen_listing(result.unseen_diphones, "diphone(s)", listed))
+    if result.unseen_phonemes:
+        parts.append(_unseen_listing(result.unseen_phonemes, "phoneme(s)", listed))
+    fix = (
+        "the voice says passages it never heard worse than the rest, and a phoneme it never heard badly or not at "
+        "all: record sentences that hold them and add them to the corpus"
+    )
+    if result.pick:
+        more = f", and {len(result.pick) - listed} more lines" if len(result.pick) > listed else ""
+        fix += "; the lines of this text that cover the unseen diphones soonest, in order (new diphones each): "
+        fix += ", ".join(f"{line} (+{gain})" for line, gain in result.pick[:listed]) + more
+    return [Check("data", TEXT_COVERAGE, WARNING, "; ".join(parts), fix)]

@@ -14,11 +14,15 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import train_config
+from pipeline.evaluation.coverage import Script
 from pipeline.evaluation.data_checks import (
+    TEXT_COVERAGE,
     check_alignment,
     check_checkpoint,
+    check_diphone_coverage,
     check_store,
     check_store_integrity,
+    check_text_coverage,
     check_validation,
 )
 from pipeline.evaluation.model_diagnosis import check_model
@@ -46,10 +50,13 @@ def review(
     manifest: Path | None = None,
     min_speaker_minutes: float = 10.0,
     vocoder: Path | None = None,
+    script: Script | None = None,
+    script_language: str | None = None,
 ) -> list[Check]:
     """Every check: the data, the model (when params are given), then the run. On a store with
     damaged chunks the checks that read its arrays are not run: they would stop on the first
-    damaged chunk, and the integrity check has named them all."""
+    damaged chunk, and the integrity check has named them all. `script` (doctor --text) adds the
+    text's coverage against the training transcripts, in `script_language` (default: the store's)."""
     integrity = check_store_integrity(store_path)
     intact = all(c.verdict != PROBLEM for c in integrity)
     checks = (
@@ -60,8 +67,15 @@ def review(
         + check_alignment(read_json(reports / "precompute.json"))
         + integrity
         + (check_store(store_path, min_symbol_count, max_frames) if intact else [])
-        + check_checkpoint(checkpoint, store_path)
+        + (check_diphone_coverage(store_path) if intact else [])
     )
+    if script is not None and intact:
+        checks += check_text_coverage(store_path, script, script_language)
+    elif script is not None:
+        checks.append(
+            Check("data", TEXT_COVERAGE, WARNING, f"not compared: {store_path} is damaged", integrity[0].fix + " first")
+        )
+    checks += check_checkpoint(checkpoint, store_path)
     if params is not None and intact:
         checks += check_model(params, store_path, overfit_steps, overfit_lr, checkpoint)
     elif params is not None:
