@@ -27,9 +27,13 @@ def _letters(text: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
+def planted(tmp_path_factory: pytest.TempPathFactory, warm_librosa: None) -> tuple[Path, str, dict]:
     """A festival-spoken corpus where one transcript is replaced by an unrelated sentence of
-    about the same length, validated and precomputed with a short aligner run."""
+    about the same length, validated and precomputed with a short aligner run.
+
+    Festival speaks the corpus in two processes; validate and precompute measure the files in
+    this one (librosa's kernels compiled once, by warm_librosa): their pools have their own
+    tests (test_validate's command test, test_precompute's pool tests)."""
     params = committed_params()
     root = tmp_path_factory.mktemp("spoken")
     corpus = root / "corpus"
@@ -42,9 +46,9 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
     (corpus / "metadata.csv").write_text("\n".join(lines) + "\n")
 
     dcfg = dataclasses.replace(data_config(params), corpus=str(corpus))
-    fcfg = dataclasses.replace(features_config(params), workers=2, val_share=0.2)
+    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.2)
     acfg = dataclasses.replace(align_config(params), steps=200, batch_size=8, device="cpu", figures=2)
-    result = validate_corpus(corpus, dcfg, fcfg.sample_rate, workers=2)
+    result = validate_corpus(corpus, dcfg, fcfg.sample_rate, workers=fcfg.workers)
     write_outputs(result, root / "manifest.parquet", root / "reports")
     report = precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, root / "figures", progress=False)
     return root, victim_id, {"report": report, "validation": result.report, "rejected": result.rejected}

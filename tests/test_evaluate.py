@@ -17,10 +17,10 @@ from pipeline.evaluation.scoring import evaluate, stop_outcome
 
 
 def _run(
-    tiny_runs, tiny_store, tmp_path, decoder: str, vocoder: Path | None = None, utterances: int = 0
+    tiny_runs, tiny_store, tmp_path, decoder: str, vocoder: Path | None = None, utterances: int = 0, **changes
 ) -> tuple[dict, object]:
     """Evaluate a tiny run, heard through Griffin-Lim, or through the trained `vocoder` when given
-    (never a models/vocoder.pt a demo run left in the working tree)."""
+    (never a models/vocoder.pt a demo run left in the working tree); `changes` to the eval settings."""
     params = committed_params()
     cfg = dataclasses.replace(
         eval_config(params),
@@ -32,6 +32,7 @@ def _run(
         samples=1,
         figures=1,
         sentences=["The small dog slept."],
+        **changes,
     )
     reports = tmp_path / "reports"
     metrics = evaluate(
@@ -138,7 +139,8 @@ def test_evaluate_writes_samples_figures_table_and_summary(ar_eval) -> None:
 
 
 def test_evaluate_works_for_the_parallel_decoder_without_stop_metrics(tiny_runs, tiny_store, tmp_path) -> None:
-    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "parallel")
+    # One utterance: every score and the recognizer still run (the whole split is ar_eval's).
+    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "parallel", utterances=1)
     assert metrics["decoder"] == "parallel" and "stop" not in metrics and "alignment_error" not in metrics
     assert metrics["mcd"]["model"] > 0 and "wer" in metrics
 
@@ -184,7 +186,8 @@ def test_evaluate_scores_griffin_lim_and_the_trained_vocoder_side_by_side(
 def test_evaluate_with_griffin_lim_still_compares_an_existing_trained_vocoder(
     tiny_runs, tiny_store, tiny_vocoder, tmp_path
 ) -> None:
-    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "autoregressive", utterances=1)
+    # No recognizer: which vocoders are compared does not depend on it.
+    metrics, _ = _run(tiny_runs, tiny_store, tmp_path, "autoregressive", utterances=1, recognizer="none")
     assert set(metrics["vocoder"]) == {"used", "griffin_lim"}  # none at the path it was given
     params = committed_params()
     cfg = dataclasses.replace(

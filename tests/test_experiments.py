@@ -33,9 +33,14 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
             "warmup_steps": 2,
         },
         vocoder={**TINY_VOCODER, "max_steps": 3, "val_every": 3},
+        # Three evaluations run here, each a fresh process: one validation utterance each, and
+        # no recognizer (its word error rates are tests/test_evaluate.py's; here they would be
+        # most of the evaluate stage's time, and no assertion reads them).
         eval={
             "griffin_lim_iters": 4,
             "device": "cpu",
+            "utterances": 1,
+            "recognizer": "none",
             "samples": 1,
             "figures": 1,
             "sentences": ["The small dog slept."],

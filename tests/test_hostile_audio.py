@@ -52,7 +52,7 @@ def wav(corpus: Path, utt_id: str) -> Path:
 def validate(corpus: Path, cfg: DataConfig, frontend: str = "phonemes") -> ValidationResult:
     # One worker: the files are measured in this process, whose librosa kernels warm_librosa
     # compiled once; pool workers would compile them again for every test. The pool path has
-    # its own tests (the CLI tests, test_precompute's build, test_process_pool).
+    # its own tests (test_validate's command test, test_precompute's pool tests, test_process_pool).
     return validate_corpus(corpus, cfg, target_sample_rate=SR, workers=1, frontend=frontend)
 
 
@@ -290,7 +290,9 @@ def test_every_fault_at_once_is_named_on_its_row_in_the_reports(tmp_path, params
     plant_dc(corpus, "offset", -0.3)
     path = corpus / "metadata.csv"
     path.write_text("id|text|normalized_text\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
-    params["features"]["workers"] = 2
+    # One worker: the command measures the files in this process (tests/test_validate.py's
+    # command test runs the pool; a pool here would only start two more workers).
+    params["features"]["workers"] = 1
     (tmp_path / "params.yaml").write_text(__import__("yaml").safe_dump(params), encoding="utf-8")
     out = tmp_path / "out"
     rc = main(

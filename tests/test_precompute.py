@@ -31,9 +31,15 @@ STEREO_SECONDS = 2.4
 
 
 def small_config(**changes) -> FeaturesConfig:
-    """The repository's features config, made small: 2 workers, a quarter in validation, 64-frame chunks."""
+    """The repository's features config, made small: one worker, a quarter in validation, 64-frame chunks.
+
+    One worker measures the files in this process (librosa's kernels compiled once, by
+    warm_librosa): a pool would start two fresh workers, which import torch and compile their
+    own kernels, for every build and every resume below. The pool path has its own tests here
+    (test_a_pool_of_workers_writes_the_store_one_worker_writes, and the resume with another
+    worker count)."""
     cfg = features_config(committed_params())
-    return dataclasses.replace(cfg, **{"workers": 2, "val_share": 0.25, "chunk_frames": 64, **changes})
+    return dataclasses.replace(cfg, **{"workers": 1, "val_share": 0.25, "chunk_frames": 64, **changes})
 
 
 def small_align() -> AlignConfig:
@@ -60,7 +66,7 @@ def built(tmp_path_factory, warm_librosa) -> SimpleNamespace:
 
     params = committed_params()
     cfg = small_config()
-    result = validate_corpus(corpus, data_config(params), cfg.sample_rate, workers=2)
+    result = validate_corpus(corpus, data_config(params), cfg.sample_rate, workers=cfg.workers)
     assert result.rejected.empty
     manifest_path = root / "manifest.parquet"
     write_outputs(result, manifest_path, root / "reports")
@@ -211,9 +217,12 @@ def partial_of(store: Path) -> Path:
     return store.with_name(store.name + ".partial")
 
 
+ARRAYS = ("mel", "mel_offsets", "tokens", "token_offsets", "split", "speaker", "language", "trim_start")
+
+
 def assert_same_store(a: Path, b: Path) -> None:
     x, y = FeatureStore(a), FeatureStore(b)
-    for name in ("mel", "mel_offsets", "tokens", "token_offsets", "split", "speaker", "language", "trim_start"):
+    for name in ARRAYS:
         np.testing.assert_array_equal(x.group[name][:], y.group[name][:], err_msg=name)
     assert x.attrs == y.attrs
 
@@ -233,10 +242,13 @@ def interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return written
 
 
+SMALL_BATCH = 4  # utterances per batch in the resume tests: the 13 make four batches
+
+
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr("pipeline.features.extraction.BATCH", 4)
-    return 4
+    monkeypatch.setattr("pipeline.features.extraction.BATCH", SMALL_BATCH)
+    return SMALL_BATCH
 
 
 def test_killed_run_leaves_only_a_partial_store(built, tmp_path, monkeypatch, small_batches):
@@ -301,15 +313,40 @@ def test_stale_partial_from_other_settings_is_discarded(built, tmp_path, monkeyp
     assert len(store.attrs["mel_mean"]) == 64
 
 
-def test_resume_with_another_worker_count_keeps_the_partial(built, tmp_path, monkeypatch, small_batches):
-    out = tmp_path / "features.zarr"
-    with monkeypatch.context() as m:
-        written = interrupt_after_first_batch(m)
-        with pytest.raises(KeyboardInterrupt):
-            run_precompute(built.manifest_path, out, built.cfg)
-    report = run_precompute(built.manifest_path, out, dataclasses.replace(built.cfg, workers=1))
-    assert report["resumed_utterances"] == sum(written)
-    np.testing.assert_array_equal(FeatureStore(out).group["mel"][:], built.store.group["mel"][:])
+@pytest.fixture(scope="module")
+def resumed_by_a_pool(built, tmp_path_factory) -> SimpleNamespace:
+    """A run killed after its first batch in this process (one worker), resumed by a pool of two
+    worker processes started from the fork server: the module's one pool start, shared by the
+    two tests of the pool path."""
+    out = tmp_path_factory.mktemp("pool") / "features.zarr"
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr("pipeline.features.extraction.BATCH", SMALL_BATCH)
+        with pytest.MonkeyPatch.context() as kill:
+            written = interrupt_after_first_batch(kill)
+            with pytest.raises(KeyboardInterrupt):
+                run_precompute(built.manifest_path, out, built.cfg)
+        report = run_precompute(built.manifest_path, out, dataclasses.replace(built.cfg, workers=2))
+    return SimpleNamespace(out=out, written=written, report=report)
+
+
+def test_resume_with_another_worker_count_keeps_the_partial(built, resumed_by_a_pool):
+    assert built.cfg.workers == 1  # killed under one worker, resumed under two
+    assert resumed_by_a_pool.written == [SMALL_BATCH]
+    assert resumed_by_a_pool.report["resumed_utterances"] == SMALL_BATCH
+    np.testing.assert_array_equal(FeatureStore(resumed_by_a_pool.out).group["mel"][:], built.store.group["mel"][:])
+
+
+def test_a_pool_of_workers_writes_the_store_one_worker_writes(built, resumed_by_a_pool):
+    # The module's store is built in this process; the two workers wrote every utterance after
+    # the first batch, streamed back in order over several batches. Same arrays, same
+    # attributes: only the worker count they record differs.
+    report = resumed_by_a_pool.report
+    assert report["utterances"] - report["resumed_utterances"] > 2 * SMALL_BATCH
+    pooled = FeatureStore(resumed_by_a_pool.out)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(pooled.group[name][:], built.store.group[name][:], err_msg=name)
+    assert pooled.attrs["features"] == {**built.store.attrs["features"], "workers": 2}
+    assert {**pooled.attrs, "features": None} == {**built.store.attrs, "features": None}
 
 
 def test_stale_partial_from_another_manifest_is_discarded(built, tmp_path, monkeypatch, small_batches):

@@ -86,7 +86,7 @@ def plant_stereo_44k(corpus: Path, utt_id: str, seconds: float) -> None:
 def validate(corpus: Path, cfg: DataConfig) -> ValidationResult:
     # One worker: the files are measured in this process, whose librosa kernels warm_librosa
     # compiled once; pool workers would compile them again for every test. The pool path has
-    # its own tests (the CLI test below, test_precompute's build, test_process_pool).
+    # its own tests (the command test below, test_precompute's pool tests, test_process_pool).
     return validate_corpus(corpus, cfg, target_sample_rate=SR, workers=1)
 
 
@@ -354,12 +354,23 @@ def test_planted_fault_corpus_names_every_fault_and_passes_every_good_row(tmp_pa
     }
 
 
-@pytest.fixture
-def params_file(tmp_path: Path, params: dict) -> Path:
-    params["features"]["workers"] = 2
+def write_params(tmp_path: Path, params: dict, workers: int) -> Path:
+    params["features"]["workers"] = workers
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def params_file(tmp_path: Path, params: dict) -> Path:
+    """Two workers: the command measures the planted corpus in a pool (validate's pool path)."""
+    return write_params(tmp_path, params, workers=2)
+
+
+@pytest.fixture
+def one_worker_params_file(tmp_path: Path, params: dict) -> Path:
+    """One worker: for the command tests about exit codes, which need no pool started."""
+    return write_params(tmp_path, params, workers=1)
 
 
 def run_main(tmp_path: Path, params_file: Path, corpus: Path) -> tuple[int, Path, Path]:
@@ -393,11 +404,11 @@ def test_main_writes_manifest_and_reports_and_returns_0(tmp_path, params_file):
     assert sorted(warnings["kind"]) == ["multichannel", "resampled"]
 
 
-def test_main_returns_1_when_no_row_is_usable_and_still_lists_them(tmp_path, params_file, capsys):
+def test_main_returns_1_when_no_row_is_usable_and_still_lists_them(tmp_path, one_worker_params_file, capsys):
     corpus = make_corpus(tmp_path / "c")
     for utt_id in GOOD_IDS:
         wav(corpus, utt_id).unlink()
-    rc, manifest, reports = run_main(tmp_path, params_file, corpus)
+    rc, manifest, reports = run_main(tmp_path, one_worker_params_file, corpus)
     assert rc == 4
     rejected = pd.read_csv(reports / "rejected.csv")
     assert rejected["id"].tolist() == GOOD_IDS
@@ -405,12 +416,12 @@ def test_main_returns_1_when_no_row_is_usable_and_still_lists_them(tmp_path, par
     assert "no usable rows" in capsys.readouterr().err
 
 
-def test_main_returns_2_on_a_structural_error_and_names_file_and_line(tmp_path, params_file, capsys):
+def test_main_returns_2_on_a_structural_error_and_names_file_and_line(tmp_path, one_worker_params_file, capsys):
     corpus = make_corpus(tmp_path / "c")
     lines = metadata_lines(corpus)
     lines[4] = lines[4].replace("|", ",")
     write_metadata(corpus, lines)
-    rc, manifest, reports = run_main(tmp_path, params_file, corpus)
+    rc, manifest, reports = run_main(tmp_path, one_worker_params_file, corpus)
     assert rc == 2
     assert f"{corpus / 'metadata.csv'}:5:" in capsys.readouterr().err
     assert not manifest.exists()
