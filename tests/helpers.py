@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
@@ -41,9 +42,16 @@ def committed_params(repo: Path = REPO) -> dict[str, Any]:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         text = (repo / "params.yaml").read_text(encoding="utf-8")
-    params = yaml.safe_load(text)
+    params = _parsed(text)
     assert isinstance(params, dict), f"{repo}/params.yaml: top level must be a mapping"
-    return params
+    return copy.deepcopy(params)  # the caller's to change
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> Any:
+    """params.yaml's text parsed, once per distinct text: the suite asks for the committed params
+    hundreds of times, and parsing them takes tens of milliseconds a time."""
+    return yaml.safe_load(text)
 
 
 TINY_SIZE = {
