@@ -427,9 +427,20 @@ class DemoConfig(Checked):
     batch_size: int = at_least(1)
     extra_voices: list[str]  # "<festival voice>:<utterances>" each; [] = one voice
     extra_sample_rate: int = at_least(1)
+    # The unseen-words test set: held-back sentences of the main voice (0 = none, and no hold-out),
+    # the share of each content-word class no training sentence may use, and the sentence
+    # templates (names in pipeline/demo/sentences.py TEMPLATES, checked there) only they use.
+    unseen_utterances: int = at_least(0)
+    unseen_word_share: float = between(0.0, 0.5)
+    unseen_templates: list[str]
 
     def cross_problems(self) -> list[str]:
         problems = []
+        if self.unseen_utterances > 0 and self.unseen_word_share <= 0:
+            problems.append(
+                f"data.demo.unseen_utterances is {self.unseen_utterances} but unseen_word_share is 0: "
+                "unseen sentences need held-back words (set a share, e.g. 0.2, or unseen_utterances: 0)"
+            )
         if self.min_words > self.max_words:
             problems.append(f"data.demo.min_words ({self.min_words}) must be <= max_words ({self.max_words})")
         bad = [e for e in self.extra_voices if not re.fullmatch(r"[A-Za-z0-9_.-]+:[1-9][0-9]*", e)]
@@ -744,6 +755,7 @@ class EvalConfig(Checked):
 
     checkpoint: str
     utterances: int = at_least(0, note="0 = all of them")
+    unseen_utterances: int = at_least(0, note="0 = all of them")
     batch_size: int = at_least(1)
     device: str = device()
     vocoder: str  # trained | griffin_lim; model/vocoder.py refuses exported files, saying why (they can run code)

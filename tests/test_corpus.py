@@ -194,3 +194,72 @@ def test_a_malformed_extra_voice_is_refused(voices: list[str], message: str) -> 
     params["data"]["demo"]["extra_voices"] = voices
     with pytest.raises(ConfigError, match=message):
         data_config(params)
+
+
+# The unseen-words test set: a main voice, an extra voice, and two held-back sentences.
+WITH_UNSEEN = dataclasses.replace(TINY, utterances=3, extra_voices=["kal_diphone:2"], unseen_utterances=2)
+
+
+@pytest.fixture(scope="module")
+def with_unseen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo_unseen") / "corpus"
+    build_demo_corpus(WITH_UNSEEN, out, workers=2)
+    return out
+
+
+def _training_leaks(corpus: Path) -> dict[str, int]:
+    """Held-back words (corpus.json) in the rows unseen.txt does not hold out, as leaked_words gives them."""
+    from pipeline.demo.sentences import leaked_words
+
+    held = set(json.loads((corpus / "corpus.json").read_text())["unseen"]["held_words"])
+    unseen = set((corpus / "unseen.txt").read_text().split())
+    return leaked_words([text for utt_id, text, _ in _rows(corpus) if utt_id not in unseen], held)
+
+
+def test_the_unseen_sentences_are_rows_of_the_main_voice_listed_in_unseen_txt(with_unseen: Path) -> None:
+    ids = [row[0] for row in _rows(with_unseen)]
+    listed = (with_unseen / "unseen.txt").read_text().split()
+    assert listed == ["demo_unseen_0001", "demo_unseen_0002"] and set(listed) <= set(ids)
+    rate = sf.info(str(with_unseen / "wavs" / "demo_unseen_0001.wav")).samplerate
+    assert rate == WITH_UNSEEN.sample_rate  # the main voice's
+
+
+def test_each_unseen_sentence_holds_a_held_back_word(with_unseen: Path) -> None:
+    from pipeline.demo.sentences import sentence_words
+
+    summary = json.loads((with_unseen / "corpus.json").read_text())["unseen"]
+    assert summary["utterances"] == 2 and summary["held_templates"] == ["request"]
+    texts = {row[0]: row[1] for row in _rows(with_unseen)}
+    for utt_id in ("demo_unseen_0001", "demo_unseen_0002"):
+        assert set(sentence_words(texts[utt_id])) & set(summary["held_words"]), texts[utt_id]
+
+
+def test_no_held_back_word_is_in_any_training_transcript_of_any_voice(with_unseen: Path) -> None:
+    assert _training_leaks(with_unseen) == {}
+
+
+def test_a_leaked_held_back_word_in_a_training_transcript_is_caught(with_unseen: Path, tmp_path: Path) -> None:
+    import shutil
+
+    planted = tmp_path / "corpus"
+    shutil.copytree(with_unseen, planted)
+    word = json.loads((planted / "corpus.json").read_text())["unseen"]["held_words"][0]
+    rows = (planted / "metadata.csv").read_text().splitlines()
+    utt_id, text, _ = rows[1].split("|")
+    leaked = f"{text[:-1]} {word}{text[-1]}"
+    rows[1] = f"{utt_id}|{leaked}|{leaked}"
+    (planted / "metadata.csv").write_text("\n".join(rows) + "\n")
+    assert _training_leaks(planted) == {word: 1}
+
+
+def test_validate_marks_the_listed_rows_unseen(with_unseen: Path) -> None:
+    from pipeline.config import data_config
+    from pipeline.data.metadata import read_metadata
+
+    table = read_metadata(with_unseen, data_config(committed_params()))
+    assert table.loc[table["unseen"], "id"].tolist() == ["demo_unseen_0001", "demo_unseen_0002"]
+
+
+def test_without_unseen_utterances_there_is_no_hold_out(corpus: Path) -> None:
+    assert not (corpus / "unseen.txt").exists()
+    assert "unseen" not in json.loads((corpus / "corpus.json").read_text())

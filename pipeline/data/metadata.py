@@ -6,6 +6,9 @@
 a missing wav) are left for the validate stage to reject row by row. A first line that names
 the columns (`id|text|normalized_text`) is skipped, and left in the table's attrs for validate
 to warn about.
+
+Beside it, an optional `unseen.txt` lists ids (one per line, `#` comments) held out of training
+and validation alike: sentences evaluate scores as text the model never had (`wer.unseen`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ HEADER_ATTR = "header"
 # `.<id>_vocoded_truth.wav.tmp-<pid>`). A longer id could name neither its audio nor its outputs,
 # and the filesystem, asked about such a name, raises "File name too long" instead of answering.
 MAX_ID_BYTES = NAME_MAX_BYTES - 31
+# The corpus's list of held-out ids, beside metadata.csv.
+UNSEEN_FILE = "unseen.txt"
 
 
 class MetadataError(ValueError):
@@ -106,7 +111,29 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if header is not None:
         table.attrs[HEADER_ATTR] = header
+    table["unseen"] = table["id"].isin(read_unseen_ids(corpus, set(table["id"])))
     return table
+
+
+def read_unseen_ids(corpus: Path, known: set[str]) -> set[str]:
+    """The ids `<corpus>/unseen.txt` holds out (empty when there is no such file). Blank lines
+    and `#` comments are skipped; an id that is not a metadata row raises MetadataError naming
+    the file and line, since a mistyped id would silently leave its sentence in training."""
+    path = Path(corpus) / UNSEEN_FILE
+    if not path.is_file():
+        return set()
+    ids: set[str] = set()
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        utt_id = raw.split("#", 1)[0].strip()
+        if not utt_id:
+            continue
+        if utt_id not in known:
+            raise MetadataError(
+                f"{path}:{lineno}: id {utt_id!r} is not in metadata.csv; {UNSEEN_FILE} lists ids of "
+                "metadata rows to hold out of training"
+            )
+        ids.add(utt_id)
+    return ids
 
 
 def _is_header(corpus: Path, line: str) -> bool:

@@ -51,6 +51,9 @@ MANIFEST_COLUMNS = [
 # some row has one, so the manifest of a corpus without the fault keeps its bytes, and with them
 # the fingerprint of its features store and aligner cache (and DVC's hash of the manifest).
 DC_COLUMN = "dc_correction"
+# Rows the corpus's unseen.txt holds out of training and validation (precompute gives them the
+# UNSEEN split). Written only when some row is held out, for the same reason as DC_COLUMN.
+UNSEEN_COLUMN = "unseen"
 # The warning of a row whose normalized_text was empty and whose text, spelled out, reads other
 # than as written: training on words nobody wrote down must not happen silently.
 NORMALIZED_FROM_TEXT = "normalized_from_text"
@@ -199,7 +202,10 @@ def validate_corpus(
     warnings = _warnings(accepted, target_sample_rate, cfg.validate, df.attrs.get(HEADER_ATTR))
     report = _report(df, accepted, rejected, warnings)
     report["seconds"] = round(time.perf_counter() - t0, 2)
-    columns = [*MANIFEST_COLUMNS, DC_COLUMN] if accepted[DC_COLUMN].any() else MANIFEST_COLUMNS
+    columns = [*MANIFEST_COLUMNS, DC_COLUMN] if accepted[DC_COLUMN].any() else list(MANIFEST_COLUMNS)
+    if accepted[UNSEEN_COLUMN].any():
+        columns.append(UNSEEN_COLUMN)
+        report["unseen"] = int(accepted[UNSEEN_COLUMN].sum())
     manifest = accepted[columns].reset_index(drop=True)
     manifest["channels"] = manifest["channels"].astype(int)
     manifest["sample_rate"] = manifest["sample_rate"].astype(int)

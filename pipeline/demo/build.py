@@ -1,6 +1,8 @@
 """Build the demo corpus: synthesize generated sentences with festival into an LJSpeech-layout
 folder (metadata.csv, wavs/) plus festival's true phone and word timings (alignments/) and a
-summary (corpus.json). The whole folder is built next to its target and renamed into place at
+summary (corpus.json). With `unseen_utterances`, a seeded share of the grammar's words is held
+back from every training sentence, and that many sentences that use them are added under ids
+listed in unseen.txt (the unseen-words test set). The whole folder is built next to its target and renamed into place at
 the end, so a killed run never leaves half a corpus.
 """
 
@@ -18,7 +20,7 @@ from pipeline.common.atomic import atomic_path, write_json, write_text
 from pipeline.common.runtime import process_pool
 from pipeline.config import ConfigError, DemoConfig
 from pipeline.demo.festival import Timings, festival_path, synthesize_batch
-from pipeline.demo.sentences import generate_sentences
+from pipeline.demo.sentences import HoldOut, generate_sentences, generate_unseen_sentences, hold_out, leaked_words
 
 Batch = tuple[list[tuple[str, str]], str, str, int]
 
@@ -27,10 +29,15 @@ Batch = tuple[list[tuple[str, str]], str, str, int]
 FIRST_EXTRA_SPEAKER = 301
 
 
-def utterance_ids(n: int) -> list[str]:
+def utterance_ids(n: int, prefix: str = "demo") -> list[str]:
     """Ids demo_0001, demo_0002, ...; wider numbers only when n needs more than four digits."""
     width = max(4, len(str(n)))
-    return [f"demo_{i:0{width}d}" for i in range(1, n + 1)]
+    return [f"{prefix}_{i:0{width}d}" for i in range(1, n + 1)]
+
+
+# Ids of the unseen-words sentences: the main speaker's prefix first, so that a speaker regex
+# like '^(p\d+|demo)_' gives them the main speaker.
+UNSEEN_PREFIX = "demo_unseen"
 
 
 def vctk_ids(speaker: int, n: int) -> list[str]:
@@ -82,7 +89,12 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
         raise ConfigError(f"params.yaml: data.demo.batch_size must be >= 1, got {cfg.batch_size}")
     # Fail before generating anything when festival is absent: the most common setup error.
     festival_path()
-    speakers = _speaker_items(cfg)
+    held = _hold_out(cfg)
+    speakers = _speaker_items(cfg, held)
+    unseen = _unseen_items(cfg, held)
+    if unseen:
+        name, voice, rate, main_items = speakers[0]
+        speakers[0] = (name, voice, rate, main_items + unseen)
     items = [item for _, _, _, speaker_items in speakers for item in speaker_items]
 
     out = Path(out)
@@ -106,23 +118,60 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
             write_json(align_dir / f"{utt_id}.json", _alignment(utt_id, timings[utt_id]))
             durations[utt_id] = sf.info(str(wav_dir / f"{utt_id}.wav")).duration
         write_text(tmp / "metadata.csv", "".join(f"{i}|{s}|{s}\n" for i, s in items))
+        if unseen:
+            write_text(tmp / "unseen.txt", "".join(f"{i}\n" for i, _ in unseen))
 
         summary = _summary(cfg, [s for _, s in items], list(durations.values()))
         if cfg.extra_voices:
             summary["speakers"] = _speaker_summary(speakers, durations)
+        if held is not None:
+            summary["unseen"] = {
+                "utterances": len(unseen),
+                "minutes": round(sum(durations[i] for i, _ in unseen) / 60, 3),
+                "held_words": sorted(held.words),
+                "held_templates": list(held.templates),
+            }
         # Timing stays out of corpus.json so that the folder is byte-identical for a seed.
         write_json(tmp / "corpus.json", summary)
     return {**summary, "synthesis_seconds": round(synthesis_seconds, 3)}
 
 
-def _speaker_items(cfg: DemoConfig) -> list[tuple[str, str, int, list[tuple[str, str]]]]:
-    """(speaker name, voice, sample rate, [(id, sentence)]) of each speaker, the main one first."""
+def _hold_out(cfg: DemoConfig) -> HoldOut | None:
+    """The words and templates held back from training, or None without an unseen set."""
+    if cfg.unseen_utterances == 0:
+        return None
+    try:
+        return hold_out(cfg.unseen_word_share, cfg.unseen_templates, cfg.seed)
+    except ValueError as e:
+        raise ConfigError(f"params.yaml: data.demo.unseen_word_share / unseen_templates: {e}") from None
+
+
+def _speaker_items(cfg: DemoConfig, held: HoldOut | None) -> list[tuple[str, str, int, list[tuple[str, str]]]]:
+    """(speaker name, voice, sample rate, [(id, sentence)]) of each speaker, the main one first;
+    every sentence from the hold-out's training vocabulary when there is one."""
     out = []
     for k, (voice, n, rate, seed) in enumerate(cfg.speakers()):
         number = FIRST_EXTRA_SPEAKER + k - 1
         name, ids = ("demo", utterance_ids(n)) if k == 0 else (f"p{number}", vctk_ids(number, n))
-        out.append((name, voice, rate, list(zip(ids, generate_sentences(n, cfg.min_words, cfg.max_words, seed)))))
+        if held is None:
+            sentences = generate_sentences(n, cfg.min_words, cfg.max_words, seed)
+        else:
+            sentences = generate_sentences(n, cfg.min_words, cfg.max_words, seed, held.train)
+            # By construction nothing leaks; checked anyway, since a leak would make wer.unseen a lie.
+            leaks = leaked_words(sentences, held.words)
+            if leaks:
+                word, k_first = next(iter(leaks.items()))
+                raise RuntimeError(f"held-back word {word!r} is in training sentence {ids[k_first]}")
+        out.append((name, voice, rate, list(zip(ids, sentences))))
     return out
+
+
+def _unseen_items(cfg: DemoConfig, held: HoldOut | None) -> list[tuple[str, str]]:
+    """[(id, sentence)] of the unseen-words test set, spoken by the main voice."""
+    if held is None:
+        return []
+    sentences = generate_unseen_sentences(cfg.unseen_utterances, cfg.min_words, cfg.max_words, cfg.seed, held)
+    return list(zip(utterance_ids(len(sentences), UNSEEN_PREFIX), sentences))
 
 
 def _speaker_summary(

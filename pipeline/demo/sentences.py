@@ -13,8 +13,10 @@ the list of sentences.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 # Mean words per sentence the length distribution aims for. Tuned so that the demo
 # defaults (560 utterances, 5 to 20 words) give about 35 minutes with festival's slt voice.
@@ -516,6 +518,38 @@ REPORT_VERBS = ("said", "thought", "knew", "hoped", "heard", "noticed", "felt", 
 QUESTION_WORDS = ("Where", "Why", "When", "How")
 
 Words = list[str]
+Item = str | tuple[str, ...]  # a word or phrase, or a verb's (base form, past tense)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The word lists and sentence templates one grammar draws from: the whole grammar, or
+    what a hold-out (`hold_out`) leaves to the training sentences."""
+
+    names: tuple[str, ...]
+    pronouns: tuple[tuple[str, str], ...]
+    people: tuple[str, ...]
+    animals: tuple[str, ...]
+    things: tuple[str, ...]
+    thing_verbs: tuple[tuple[str, str], ...]
+    person_verbs: tuple[tuple[str, str], ...]
+    intransitive: tuple[tuple[str, str], ...]
+    person_adjectives: tuple[str, ...]
+    thing_adjectives: tuple[str, ...]
+    place_adjectives: tuple[str, ...]
+    degrees: tuple[str, ...]
+    adverbs: tuple[str, ...]
+    place_nouns: tuple[str, ...]
+    prepositions: tuple[str, ...]
+    fixed_places: tuple[str, ...]
+    times: tuple[str, ...]
+    deadlines: tuple[str, ...]
+    links: tuple[str, ...]
+    subordinators: tuple[str, ...]
+    trailing_subordinators: tuple[str, ...]
+    report_verbs: tuple[str, ...]
+    question_words: tuple[str, ...]
+    templates: tuple[str, ...]  # names of TEMPLATES this grammar uses
 
 
 def _article(next_word: str) -> str:
@@ -532,148 +566,271 @@ def _noun_phrase(rng: random.Random, nouns: Sequence[str], adjectives: Sequence[
     """A determiner, up to two adjectives and a noun; multi-word nouns count as several words."""
     noun = rng.choice(nouns).split()
     n_adj = rng.choices((0, 1, 2), weights=(5, 4, 1))[0]
-    adjectives = rng.sample(adjectives, n_adj)
+    adjectives = rng.sample(adjectives, min(n_adj, len(adjectives)))
     head = adjectives + noun
     return [_determiner(rng, head[0]), *head]
 
 
-def _person(rng: random.Random) -> Words:
-    return _noun_phrase(rng, PEOPLE + ANIMALS, PERSON_ADJECTIVES)
+def _person(rng: random.Random, v: Vocabulary) -> Words:
+    return _noun_phrase(rng, v.people + v.animals, v.person_adjectives)
 
 
-def _subject(rng: random.Random) -> tuple[Words, str]:
+def _subject(rng: random.Random, v: Vocabulary) -> tuple[Words, str]:
     """A subject and the past form of "to be" that agrees with it."""
     kind = rng.choices(("name", "pronoun", "phrase"), weights=(3, 2, 6))[0]
     if kind == "name":
-        return [rng.choice(NAMES)], "was"
+        return [rng.choice(v.names)], "was"
     if kind == "pronoun":
-        pronoun, be = rng.choice(PRONOUNS)
+        pronoun, be = rng.choice(v.pronouns)
         return [pronoun], be
-    return _person(rng), "was"
+    return _person(rng, v), "was"
 
 
-def _verb_and_object(rng: random.Random, form: int) -> Words:
+def _verb_and_object(rng: random.Random, v: Vocabulary, form: int) -> Words:
     """A transitive verb (0: base form, 1: past) and an object that suits it."""
     if rng.random() < 0.7:
-        return [rng.choice(THING_VERBS)[form], *_noun_phrase(rng, THINGS, THING_ADJECTIVES)]
-    verb = rng.choice(PERSON_VERBS)[form]
-    return [verb, rng.choice(NAMES)] if rng.random() < 0.3 else [verb, *_person(rng)]
+        return [rng.choice(v.thing_verbs)[form], *_noun_phrase(rng, v.things, v.thing_adjectives)]
+    verb = rng.choice(v.person_verbs)[form]
+    return [verb, rng.choice(v.names)] if rng.random() < 0.3 else [verb, *_person(rng, v)]
 
 
-def _place(rng: random.Random) -> Words:
+def _place(rng: random.Random, v: Vocabulary) -> Words:
     if rng.random() < 0.2:
-        return rng.choice(FIXED_PLACES).split()
-    words = [rng.choice(PREPOSITIONS), "the"]
+        return rng.choice(v.fixed_places).split()
+    words = [rng.choice(v.prepositions), "the"]
     if rng.random() < 0.3:
-        words.append(rng.choice(PLACE_ADJECTIVES))
-    words.append(rng.choice(PLACE_NOUNS))
+        words.append(rng.choice(v.place_adjectives))
+    words.append(rng.choice(v.place_nouns))
     return words
 
 
-def _time(rng: random.Random) -> Words:
-    return rng.choice(TIMES).split()
+def _time(rng: random.Random, v: Vocabulary) -> Words:
+    return rng.choice(v.times).split()
 
 
 def _maybe(rng: random.Random, p: float, part: Callable[[random.Random], Words]) -> Words:
     return part(rng) if rng.random() < p else []
 
 
-def _predicate(rng: random.Random, past: bool) -> Words:
+def _predicate(rng: random.Random, v: Vocabulary, past: bool) -> Words:
     """Verb, object and modifiers; the verb is in the past tense or, for questions, the base form."""
     form = 1 if past else 0
     if rng.random() < 0.65:
-        words = _verb_and_object(rng, form)
+        words = _verb_and_object(rng, v, form)
     else:
-        words = [rng.choice(INTRANSITIVE)[form]]
-    words += _maybe(rng, 0.3, lambda r: [r.choice(ADVERBS)])
-    words += _maybe(rng, 0.45, _place)
-    words += _maybe(rng, 0.3, _time)
+        words = [rng.choice(v.intransitive)[form]]
+    words += _maybe(rng, 0.3, lambda r: [r.choice(v.adverbs)])
+    words += _maybe(rng, 0.45, lambda r: _place(r, v))
+    words += _maybe(rng, 0.3, lambda r: _time(r, v))
     return words
 
 
-def _clause(rng: random.Random) -> Words:
-    subject, be = _subject(rng)
+def _clause(rng: random.Random, v: Vocabulary) -> Words:
+    subject, be = _subject(rng, v)
     if rng.random() < 0.2:
-        degree = _maybe(rng, 0.4, lambda r: r.choice(DEGREES).split())
-        return [*subject, be, *degree, rng.choice(PERSON_ADJECTIVES), *_maybe(rng, 0.4, _place)]
-    return [*subject, *_predicate(rng, past=True)]
+        degree = _maybe(rng, 0.4, lambda r: r.choice(v.degrees).split())
+        return [*subject, be, *degree, rng.choice(v.person_adjectives), *_maybe(rng, 0.4, lambda r: _place(r, v))]
+    return [*subject, *_predicate(rng, v, past=True)]
 
 
-def _statement(rng: random.Random) -> Words:
-    return _clause(rng) + ["."]
+def _statement(rng: random.Random, v: Vocabulary) -> Words:
+    return _clause(rng, v) + ["."]
 
 
-def _fronted_modifier(rng: random.Random) -> Words:
-    front = _time(rng) if rng.random() < 0.5 else _place(rng)
-    return [*front, ",", *_clause(rng), "."]
+def _fronted_modifier(rng: random.Random, v: Vocabulary) -> Words:
+    front = _time(rng, v) if rng.random() < 0.5 else _place(rng, v)
+    return [*front, ",", *_clause(rng, v), "."]
 
 
-def _compound(rng: random.Random) -> Words:
-    return [*_clause(rng), ",", *rng.choice(LINKS).split(), *_clause(rng), "."]
+def _compound(rng: random.Random, v: Vocabulary) -> Words:
+    return [*_clause(rng, v), ",", *rng.choice(v.links).split(), *_clause(rng, v), "."]
 
 
-def _subordinate_first(rng: random.Random) -> Words:
-    return [rng.choice(SUBORDINATORS), *_clause(rng), ",", *_clause(rng), "."]
+def _subordinate_first(rng: random.Random, v: Vocabulary) -> Words:
+    return [rng.choice(v.subordinators), *_clause(rng, v), ",", *_clause(rng, v), "."]
 
 
-def _three_clauses(rng: random.Random) -> Words:
-    return [rng.choice(SUBORDINATORS), *_clause(rng), ",", *_clause(rng), ",", "and", *_clause(rng), "."]
+def _three_clauses(rng: random.Random, v: Vocabulary) -> Words:
+    return [rng.choice(v.subordinators), *_clause(rng, v), ",", *_clause(rng, v), ",", "and", *_clause(rng, v), "."]
 
 
-def _subordinate_last(rng: random.Random) -> Words:
-    return [*_clause(rng), rng.choice(TRAILING_SUBORDINATORS), *_clause(rng), "."]
+def _subordinate_last(rng: random.Random, v: Vocabulary) -> Words:
+    return [*_clause(rng, v), rng.choice(v.trailing_subordinators), *_clause(rng, v), "."]
 
 
-def _reported(rng: random.Random) -> Words:
-    subject, _ = _subject(rng)
-    return [*subject, rng.choice(REPORT_VERBS), "that", *_clause(rng), "."]
+def _reported(rng: random.Random, v: Vocabulary) -> Words:
+    subject, _ = _subject(rng, v)
+    return [*subject, rng.choice(v.report_verbs), "that", *_clause(rng, v), "."]
 
 
-def _yes_no_question(rng: random.Random) -> Words:
-    subject, be = _subject(rng)
+def _yes_no_question(rng: random.Random, v: Vocabulary) -> Words:
+    subject, be = _subject(rng, v)
     if rng.random() < 0.25:
         return [
             be,
             *subject,
-            *_maybe(rng, 0.3, lambda r: r.choice(DEGREES).split()),
-            rng.choice(PERSON_ADJECTIVES),
-            *_maybe(rng, 0.4, _time),
+            *_maybe(rng, 0.3, lambda r: r.choice(v.degrees).split()),
+            rng.choice(v.person_adjectives),
+            *_maybe(rng, 0.4, lambda r: _time(r, v)),
             "?",
         ]
-    return ["did", *subject, *_predicate(rng, past=False), "?"]
+    return ["did", *subject, *_predicate(rng, v, past=False), "?"]
 
 
-def _wh_question(rng: random.Random) -> Words:
+def _wh_question(rng: random.Random, v: Vocabulary) -> Words:
     if rng.random() < 0.3:
-        return ["who", *_verb_and_object(rng, 1), *_maybe(rng, 0.5, _place), *_maybe(rng, 0.3, _time), "?"]
-    subject, _ = _subject(rng)
-    return [rng.choice(QUESTION_WORDS), "did", *subject, *_predicate(rng, past=False), "?"]
+        return [
+            "who",
+            *_verb_and_object(rng, v, 1),
+            *_maybe(rng, 0.5, lambda r: _place(r, v)),
+            *_maybe(rng, 0.3, lambda r: _time(r, v)),
+            "?",
+        ]
+    subject, _ = _subject(rng, v)
+    return [rng.choice(v.question_words), "did", *subject, *_predicate(rng, v, past=False), "?"]
 
 
-def _existential(rng: random.Random) -> Words:
-    phrase = [rng.choice(THING_ADJECTIVES), *rng.choice(THINGS).split()]
-    return ["there", "was", _article(phrase[0]), *phrase, *_place(rng), *_maybe(rng, 0.4, _time), "."]
+def _existential(rng: random.Random, v: Vocabulary) -> Words:
+    phrase = [rng.choice(v.thing_adjectives), *rng.choice(v.things).split()]
+    return [
+        "there",
+        "was",
+        _article(phrase[0]),
+        *phrase,
+        *_place(rng, v),
+        *_maybe(rng, 0.4, lambda r: _time(r, v)),
+        ".",
+    ]
 
 
-def _request(rng: random.Random) -> Words:
-    words = ["please", *_verb_and_object(rng, 0), *_maybe(rng, 0.6, _place)]
-    return words + _maybe(rng, 0.3, lambda r: r.choice(DEADLINES).split()) + ["."]
+def _request(rng: random.Random, v: Vocabulary) -> Words:
+    words = ["please", *_verb_and_object(rng, v, 0), *_maybe(rng, 0.6, lambda r: _place(r, v))]
+    return words + _maybe(rng, 0.3, lambda r: r.choice(v.deadlines).split()) + ["."]
 
 
-# (template, relative weight): statements dominate, as in read speech corpora.
-_TEMPLATES: tuple[tuple[Callable[[random.Random], Words], int], ...] = (
-    (_statement, 6),
-    (_fronted_modifier, 3),
-    (_compound, 3),
-    (_subordinate_first, 2),
-    (_subordinate_last, 2),
-    (_reported, 2),
-    (_yes_no_question, 2),
-    (_wh_question, 2),
-    (_three_clauses, 1),
-    (_existential, 1),
-    (_request, 1),
+# name -> (template, relative weight): statements dominate, as in read speech corpora.
+TEMPLATES: dict[str, tuple[Callable[[random.Random, Vocabulary], Words], int]] = {
+    "statement": (_statement, 6),
+    "fronted_modifier": (_fronted_modifier, 3),
+    "compound": (_compound, 3),
+    "subordinate_first": (_subordinate_first, 2),
+    "subordinate_last": (_subordinate_last, 2),
+    "reported": (_reported, 2),
+    "yes_no_question": (_yes_no_question, 2),
+    "wh_question": (_wh_question, 2),
+    "three_clauses": (_three_clauses, 1),
+    "existential": (_existential, 1),
+    "request": (_request, 1),
+}
+
+# Every word and template of the grammar.
+FULL = Vocabulary(
+    names=NAMES,
+    pronouns=PRONOUNS,
+    people=PEOPLE,
+    animals=ANIMALS,
+    things=THINGS,
+    thing_verbs=THING_VERBS,
+    person_verbs=PERSON_VERBS,
+    intransitive=INTRANSITIVE,
+    person_adjectives=PERSON_ADJECTIVES,
+    thing_adjectives=THING_ADJECTIVES,
+    place_adjectives=PLACE_ADJECTIVES,
+    degrees=DEGREES,
+    adverbs=ADVERBS,
+    place_nouns=PLACE_NOUNS,
+    prepositions=PREPOSITIONS,
+    fixed_places=FIXED_PLACES,
+    times=TIMES,
+    deadlines=DEADLINES,
+    links=LINKS,
+    subordinators=SUBORDINATORS,
+    trailing_subordinators=TRAILING_SUBORDINATORS,
+    report_verbs=REPORT_VERBS,
+    question_words=QUESTION_WORDS,
+    templates=tuple(TEMPLATES),
 )
+
+# The content-word classes a hold-out draws from, each on its own: names, nouns, verbs, adjectives, adverbs.
+CONTENT_CLASSES = (
+    "names",
+    "people",
+    "animals",
+    "things",
+    "thing_verbs",
+    "person_verbs",
+    "intransitive",
+    "person_adjectives",
+    "thing_adjectives",
+    "place_adjectives",
+    "adverbs",
+    "place_nouns",
+)
+
+
+def item_words(item: Item) -> set[str]:
+    """The lowercase words an item writes: every word of a phrase, both forms of a verb."""
+    forms = (item,) if isinstance(item, str) else item
+    return {w.lower() for form in forms for w in form.split()}
+
+
+@dataclass(frozen=True)
+class HoldOut:
+    """A split of the grammar: what training sentences may use, and what only unseen ones have."""
+
+    train: Vocabulary
+    words: frozenset[str]  # lowercase words no training sentence contains
+    templates: tuple[str, ...]  # templates no training sentence comes from
+
+
+def hold_out(share: float, templates: Sequence[str], seed: int) -> HoldOut:
+    """Hold back a seeded `share` of every content-word class (at least one word of each when
+    share > 0) and the named templates. A held word leaves every list it is in (an adjective
+    that describes people and things, a verb that takes both, a phrase that contains it), so the
+    training grammar can never write it. ValueError when a list would be left empty or a
+    template name is unknown."""
+    unknown = [t for t in templates if t not in TEMPLATES]
+    if unknown:
+        raise ValueError(f"unknown sentence template(s) {unknown}; the grammar has {list(TEMPLATES)}")
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the held-back share must be in [0, 1), got {share}")
+    # Its own random stream: the same seed's training sentences then come from a fixed vocabulary.
+    rng = random.Random(f"hold-out|{seed}")
+    held: set[str] = set()
+    for name in CONTENT_CLASSES:
+        items: tuple[Item, ...] = getattr(FULL, name)
+        count = math.ceil(share * len(items)) if share > 0 else 0
+        for item in rng.sample(items, count):
+            held |= item_words(item)
+    kept: dict[str, object] = {}
+    for field in fields(Vocabulary):
+        if field.name == "templates":
+            continue
+        items = getattr(FULL, field.name)
+        left = tuple(i for i in items if field.name == "pronouns" or not item_words(i) & held)
+        if not left:
+            raise ValueError(f"holding back {share:.0%} of the words leaves no {field.name.replace('_', ' ')}")
+        kept[field.name] = left
+    left_templates = tuple(t for t in TEMPLATES if t not in templates)
+    if not left_templates:
+        raise ValueError("every sentence template is held back: training sentences need at least one")
+    return HoldOut(Vocabulary(**kept, templates=left_templates), frozenset(held), tuple(templates))
+
+
+def sentence_words(sentence: str) -> list[str]:
+    """The lowercase words of a sentence, punctuation left out."""
+    return [w.strip(",.?").lower() for w in sentence.split() if w.strip(",.?")]
+
+
+def leaked_words(sentences: Sequence[str], held: frozenset[str] | set[str]) -> dict[str, int]:
+    """Held-back words that occur in `sentences`, each with the index of the first sentence
+    that has it; empty when none leaked."""
+    leaks: dict[str, int] = {}
+    for k, sentence in enumerate(sentences):
+        for word in sentence_words(sentence):
+            if word in held and word not in leaks:
+                leaks[word] = k
+    return leaks
 
 
 def _render(tokens: Words) -> str:
@@ -701,24 +858,19 @@ def _target_length(rng: random.Random, lo: int, hi: int) -> int:
     return min(hi, int(rng.triangular(lo, hi + 1, mode)))
 
 
-def _sentence_of_length(rng: random.Random, length: int) -> str:
-    templates = [t for t, _ in _TEMPLATES]
-    weights = [w for _, w in _TEMPLATES]
+def _sentence_of_length(
+    rng: random.Random, length: int, v: Vocabulary, accept: Callable[[Words], bool] | None = None
+) -> str:
+    templates = [TEMPLATES[t][0] for t in v.templates]
+    weights = [TEMPLATES[t][1] for t in v.templates]
     for _ in range(_MAX_TRIES):
-        tokens = rng.choices(templates, weights=weights)[0](rng)
-        if _word_count(tokens) == length:
+        tokens = rng.choices(templates, weights=weights)[0](rng, v)
+        if _word_count(tokens) == length and (accept is None or accept(tokens)):
             return _render(tokens)
     raise ValueError(f"the sentence grammar could not make a sentence of {length} words")
 
 
-def generate_sentences(n: int, min_words: int, max_words: int, seed: int) -> list[str]:
-    """Return `n` distinct English sentences of `min_words` to `max_words` words each.
-
-    Words are whitespace-separated tokens. Sentences start with a capital letter, end in
-    "." or "?", and contain only ASCII letters, spaces, commas and the final mark. Lengths
-    spread over the whole range with a mean near TARGET_MEAN_WORDS (when the range allows).
-    The same arguments always give the same list.
-    """
+def _check_bounds(n: int, min_words: int, max_words: int) -> None:
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not MIN_SUPPORTED_WORDS <= min_words <= max_words <= MAX_SUPPORTED_WORDS:
@@ -726,12 +878,17 @@ def generate_sentences(n: int, min_words: int, max_words: int, seed: int) -> lis
             f"word bounds must satisfy {MIN_SUPPORTED_WORDS} <= min_words <= max_words <= "
             f"{MAX_SUPPORTED_WORDS}, got min_words={min_words}, max_words={max_words}"
         )
-    rng = random.Random(seed)
+
+
+def _distinct(
+    n: int, min_words: int, max_words: int, rng: random.Random, make: Callable[[int], str], taken: set[str]
+) -> list[str]:
+    """`n` sentences from `make(length)` that are neither repeated nor in `taken`."""
     sentences: list[str] = []
-    seen: set[str] = set()
+    seen = set(taken)
     duplicates = 0
     while len(sentences) < n:
-        sentence = _sentence_of_length(rng, _target_length(rng, min_words, max_words))
+        sentence = make(_target_length(rng, min_words, max_words))
         if sentence in seen:
             # Only a tiny word range over a huge n can exhaust the grammar; say so instead of looping.
             duplicates += 1
@@ -741,3 +898,32 @@ def generate_sentences(n: int, min_words: int, max_words: int, seed: int) -> lis
         seen.add(sentence)
         sentences.append(sentence)
     return sentences
+
+
+def generate_sentences(n: int, min_words: int, max_words: int, seed: int, vocabulary: Vocabulary = FULL) -> list[str]:
+    """Return `n` distinct English sentences of `min_words` to `max_words` words each, drawn
+    from `vocabulary` (the whole grammar by default; a hold-out's `train` for training text).
+
+    Words are whitespace-separated tokens. Sentences start with a capital letter, end in
+    "." or "?", and contain only ASCII letters, spaces, commas and the final mark. Lengths
+    spread over the whole range with a mean near TARGET_MEAN_WORDS (when the range allows).
+    The same arguments always give the same list.
+    """
+    _check_bounds(n, min_words, max_words)
+    rng = random.Random(seed)
+    return _distinct(n, min_words, max_words, rng, lambda k: _sentence_of_length(rng, k, vocabulary), set())
+
+
+def generate_unseen_sentences(n: int, min_words: int, max_words: int, seed: int, held: HoldOut) -> list[str]:
+    """Return `n` distinct sentences of the whole grammar (every template, every word) that each
+    hold at least one of `held`'s words: text no sentence of `held.train` can be. Seeded apart
+    from the training sentences of the same seed; the same arguments always give the same list."""
+    _check_bounds(n, min_words, max_words)
+    if not held.words:
+        raise ValueError("unseen sentences need held-back words (a hold-out share above 0)")
+    rng = random.Random(f"unseen|{seed}")
+
+    def has_held_word(tokens: Words) -> bool:
+        return any(t.lower() in held.words for t in tokens)
+
+    return _distinct(n, min_words, max_words, rng, lambda k: _sentence_of_length(rng, k, FULL, has_held_word), set())

@@ -24,7 +24,7 @@ from pipeline.features.boundaries import corpus_accuracy
 from pipeline.features.extraction import extract_features, mel_settings
 from pipeline.features.fingerprint import features_record, fingerprint
 from pipeline.features.review import alignment_figures
-from pipeline.features.split import DROPPED, SPLIT_NAMES, TRAIN, VAL, split_corpus
+from pipeline.features.split import DROPPED, SPLIT_NAMES, TRAIN, UNSEEN, VAL, split_corpus
 from pipeline.features.store import FeatureWriter
 from pipeline.features.symbols import check_frames, separator_ids, text_symbols
 
@@ -72,7 +72,9 @@ class FeatureBuild:
         self.symbols = text_symbols(self.manifest, cfg.frontend)
         self.table = build_symbol_table(self.symbols)
         self.tokens = [encode(s, self.table) for s in self.symbols]
-        self.splits = split_corpus(self.ids, self.manifest["speaker"].tolist(), cfg.val_share, cfg.split_salt)
+        # A manifest without the column has no held-out rows (validate writes it only when some are).
+        unseen = self.manifest["unseen"].tolist() if "unseen" in self.manifest.columns else None
+        self.splits = split_corpus(self.ids, self.manifest["speaker"].tolist(), cfg.val_share, cfg.split_salt, unseen)
 
     def plan(self) -> None:
         """Open the partial store for these inputs: resumed when its fingerprint matches."""
@@ -159,6 +161,7 @@ class FeatureBuild:
             "train": int((splits == TRAIN).sum()),
             "val": int((splits == VAL).sum()),
             "dropped": int((splits == DROPPED).sum()),
+            **({"unseen": int((splits == UNSEEN).sum())} if (splits == UNSEEN).any() else {}),
             "frames": int(frames.sum()),
             "hours": round(audio_seconds / 3600, 4),
             "symbols": len(self.table),

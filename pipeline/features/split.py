@@ -6,6 +6,10 @@ validation data). One exception, for multi-speaker corpora: a speaker the hash s
 to training would never be evaluated, so `split_corpus` moves that speaker's lowest-hash
 utterance (the one nearest the line) to validation. That choice depends only on the speaker's
 own ids, so it moves only when utterances of that same speaker are added.
+
+A third set is the corpus's own choice, not the hash's: ids the corpus lists in `unseen.txt`
+(see pipeline/data/metadata.py) are UNSEEN, sentences kept out of training and validation
+alike so that evaluate can score text the model never had (`wer.unseen`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import numpy as np
 
 from pipeline.common.hashing import stable_hash
 
-TRAIN, VAL, DROPPED = 0, 1, 2  # DROPPED: flagged by the aligner's outlier check
-SPLIT_NAMES = ("train", "val", "dropped")
+TRAIN, VAL, DROPPED, UNSEEN = 0, 1, 2, 3  # DROPPED: flagged by the aligner's outlier check
+SPLIT_NAMES = ("train", "val", "dropped", "unseen")
 
 
 def split_draw(utt_id: str, salt: str) -> float:
@@ -30,17 +34,26 @@ def split_of(utt_id: str, val_share: float, salt: str) -> int:
     return VAL if split_draw(utt_id, salt) < val_share else TRAIN
 
 
-def split_corpus(ids: Sequence[str], speakers: Sequence[str], val_share: float, salt: str) -> np.ndarray:
-    """TRAIN/VAL codes of a corpus: `split_of` per id, then every speaker with at least two
-    utterances and none in validation gives its lowest-draw utterance to validation (with
-    val_share 0 nothing is moved: no validation was asked for)."""
+def split_corpus(
+    ids: Sequence[str],
+    speakers: Sequence[str],
+    val_share: float,
+    salt: str,
+    unseen: Sequence[bool] | None = None,
+) -> np.ndarray:
+    """TRAIN/VAL/UNSEEN codes of a corpus: UNSEEN where `unseen` says so, else `split_of` per
+    id; then every speaker with at least two trainable utterances and none in validation gives
+    its lowest-draw one to validation (with val_share 0 nothing is moved: no validation was
+    asked for). An unseen utterance never counts as a speaker's validation."""
     draws = np.array([split_draw(i, salt) for i in ids])
     splits = np.where(draws < val_share, VAL, TRAIN).astype(np.int8)
+    held = np.zeros(len(ids), dtype=bool) if unseen is None else np.asarray(unseen, dtype=bool)
+    splits[held] = UNSEEN
     if val_share <= 0:
         return splits
     speaker_of = np.asarray(speakers)
     for speaker in dict.fromkeys(speakers):
-        members = np.flatnonzero(speaker_of == speaker)
+        members = np.flatnonzero((speaker_of == speaker) & ~held)
         if len(members) >= 2 and not (splits[members] == VAL).any():
             splits[members[np.argmin(draws[members])]] = VAL
     return splits
