@@ -90,6 +90,29 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_unseen_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny store's twelve utterances with the last two listed in the corpus's unseen.txt
+    (split unseen), through the real validate and precompute."""
+    import dataclasses
+
+    from pipeline.config import align_config, data_config, features_config
+    from pipeline.data.validation import validate_corpus, write_outputs
+    from pipeline.features.build import precompute
+
+    params = committed_params()
+    root = tmp_path_factory.mktemp("tiny_unseen_store")
+    rows = [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)]
+    corpus = write_corpus(root / "corpus", rows)
+    (corpus / "unseen.txt").write_text("# held out\n" + "".join(f"{i}\n" for i, _ in rows[-2:]))
+    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
+    acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
+    result = validate_corpus(corpus, data_config(params), fcfg.sample_rate, workers=1)
+    write_outputs(result, root / "manifest.parquet", root / "reports")
+    precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, progress=False)
+    return root / "features.zarr"
+
+
+@pytest.fixture(scope="session")
 def tiny_runs(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A few-step training run of the tiny model per decoder on the tiny store: decoder ->
     folder with models/ and dvclive/ (for the synthesis and evaluation tests)."""

@@ -22,7 +22,7 @@ from model.text import (
 from model.vocoder import GriffinLimVocoder
 from pipeline.config import features_config
 from pipeline.features.extraction import mel_settings
-from pipeline.features.split import TRAIN, VAL, split_corpus, split_draw, split_of
+from pipeline.features.split import TRAIN, UNSEEN, VAL, split_corpus, split_draw, split_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -202,6 +202,22 @@ def test_split_corpus_matches_split_of_when_every_speaker_already_has_validation
 def test_a_speaker_with_one_utterance_keeps_it_for_training():
     splits = split_corpus(IDS[:400] + ["p999_001_mic1"], ["lj"] * 400 + ["p999"], 0.05, "hamgara")
     assert splits[-1] == split_of("p999_001_mic1", 0.05, "hamgara")
+
+
+def test_listed_unseen_utterances_are_unseen_and_the_rest_keep_their_split():
+    held = [k % 50 == 0 for k in range(len(IDS))]
+    plain = split_corpus(IDS, ["lj"] * len(IDS), 0.05, "hamgara")
+    splits = split_corpus(IDS, ["lj"] * len(IDS), 0.05, "hamgara", held)
+    assert (splits[np.array(held)] == UNSEEN).all()
+    assert splits[~np.array(held)].tolist() == plain[~np.array(held)].tolist()
+
+
+def test_a_speaker_whose_validation_is_all_unseen_still_gets_a_validation_utterance():
+    ids, speakers = [f"a_{i}" for i in range(1, 7)], ["a"] * 6
+    held = (split_corpus(ids, speakers, 0.3, "s") == VAL).tolist()
+    assert any(held)  # the planted case: the hash's validation utterance is held out
+    splits = split_corpus(ids, speakers, 0.3, "s", held)
+    assert (splits[np.array(held)] == UNSEEN).all() and (splits == VAL).sum() == 1
 
 
 def test_adding_other_speakers_does_not_move_a_speakers_utterances():

@@ -61,7 +61,7 @@ from pipeline.common.run_log import (
 from pipeline.common.runtime import resolve_device, worker_context, worker_count
 from pipeline.config import TrainConfig, eval_config, store_model_config, train_config
 from pipeline.evaluation.free_running import free_running_rows, probe_batch, summarize
-from pipeline.features.split import TRAIN, VAL
+from pipeline.features.split import TRAIN, UNSEEN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, model_state
 from pipeline.training.dataset import BucketBatchSampler, FeatureDataset, accumulation_groups, collate
@@ -269,6 +269,10 @@ class TrainingRun:
         self.val_batches = [collate([val_set[i] for i in b])[0] for b in val_order]
         # The same few validation utterances synthesized free-running at every validation.
         self.probe = probe_batch(val_set, val_order, cfg.free_running_utterances)
+        # As many unseen-words sentences (the corpus's unseen.txt), so that the gap between text
+        # like the training text and text it never had is visible while training (free_unseen/*).
+        unseen_set = FeatureDataset(self.store_path, [UNSEEN])
+        self.unseen_probe = probe_batch(unseen_set, [list(range(len(unseen_set)))], cfg.free_running_utterances)
         self.stop_tolerance = eval_config(self.params).stop_tolerance
 
     def _resume(self) -> None:
@@ -412,10 +416,13 @@ class TrainingRun:
         val = self.trainer.validate(self.val_batches)
         if self.probe is not None and self.ctx.is_main:
             val.update(summarize(free_running_rows(self.model, self.probe.to(self.device), self.stop_tolerance)))
+        if self.unseen_probe is not None and self.ctx.is_main:
+            rows = free_running_rows(self.model, self.unseen_probe.to(self.device), self.stop_tolerance)
+            val.update({k.replace("free/", "free_unseen/", 1): v for k, v in summarize(rows).items()})
         val["val/wall_seconds"] = self.wall_seconds()
         if self.live is not None:
             for k, v in val.items():
-                named = k == "val_mel_loss" or k.startswith(("val/", "free/"))
+                named = k == "val_mel_loss" or k.startswith(("val/", "free/", "free_unseen/"))
                 self.live.log_metric(k if named else f"val/{k}", v)
         if val["val_mel_loss"] < self.best_val:
             self.best_val = val["val_mel_loss"]
