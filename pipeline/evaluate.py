@@ -70,10 +70,17 @@ def _run(args: argparse.Namespace) -> int:
             vocoder_path=beside(cfg.checkpoint, args.vocoder_checkpoint),
         )
     wer = metrics.get("wer", {})
+    unseen = wer.get("unseen")
     print(
         f"evaluate: {metrics['utterances']} utterances; MCD {metrics['mcd']['model']:.2f} dB "
         f"(vocoder ceiling {metrics['mcd']['vocoder_ceiling']:.2f}); "
         + (f"WER {wer['synthesized']:.3f} (vocoded truth {wer['vocoded_truth']:.3f}); " if wer else "")
+        + (
+            f"unseen sentences ({metrics['unseen']['utterances']}): WER {unseen['synthesized']:.3f} "
+            f"(vocoded truth {unseen['vocoded_truth']:.3f}); "
+            if unseen
+            else ""
+        )
         + f"RTF {metrics['rtf']['total']:.3f} -> {args.reports}/eval.json, {args.reports}/summary.md, "
         f"{args.reports}/index.html"
     )

@@ -1,12 +1,17 @@
 """What the evaluate stage leaves for people and for DVC: reports/eval.json,
 reports/eval_utterances.csv, reports/samples/*.wav, reports/figures/eval/*.png,
-reports/summary.md and reports/index.html (report_page.py), written from one evaluation's results."""
+reports/summary.md and reports/index.html (report_page.py), written from one evaluation's results.
+
+The unseen sentences (split UNSEEN) appear beside the validation set, never inside it: their
+rows follow the validation rows in eval_utterances.csv (column `set`), their figures are
+eval.json `unseen` and `wer.unseen`, and summary.md and the page show them side by side."""
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,9 @@ HeldBack = list[tuple[str, np.ndarray, str | None]]
 class EvalResults:
     """One evaluation's results: eval.json's content, a row per utterance (sorted by id), and
     keyed by store index the waves (synthesized, vocoded_truth, truth), the (predicted,
-    target) mels and the teacher-forced (attention, expected-token path) of those drawn."""
+    target) mels and the teacher-forced (attention, expected-token path) of those drawn; and
+    apart, the unseen sentences' rows (sorted by id) and the waves (synthesized,
+    vocoded_truth) of those written as samples."""
 
     metrics: dict[str, Any]
     rows: list[dict[str, Any]]
@@ -35,6 +42,8 @@ class EvalResults:
     attention: dict[int, tuple[np.ndarray, np.ndarray]]
     held_back: HeldBack
     sample_rate: int
+    unseen_rows: list[dict[str, Any]] = field(default_factory=list)
+    unseen_waves: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def write_reports(
@@ -43,11 +52,20 @@ def write_reports(
     """Every output of the evaluate stage under `reports`."""
     write_samples(reports / "samples", results, cfg.samples, store.attrs["ids"])
     write_figures(reports / "figures" / "eval", results, cfg.figures, store, symbols)
-    write_table(reports / "eval_utterances.csv", results.rows)
+    write_table(reports / "eval_utterances.csv", results.rows + results.unseen_rows)
     write_json(reports / "eval.json", results.metrics)
-    write_text(reports / "summary.md", summary_markdown(results.metrics, results.rows, results.held_back, cfg))
+    write_text(
+        reports / "summary.md",
+        summary_markdown(results.metrics, results.rows, results.held_back, cfg, results.unseen_rows),
+    )
     # Last: the page links to the samples and figures above, as they are now on disk.
-    write_page(reports, results.metrics, results.rows, [text for text, _, _ in results.held_back], cfg.checkpoint)
+    write_page(
+        reports,
+        results.metrics,
+        results.rows + results.unseen_rows,
+        [text for text, _, _ in results.held_back],
+        cfg.checkpoint,
+    )
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -57,10 +75,15 @@ def _fresh_folder(folder: Path) -> None:
 
 
 def write_samples(folder: Path, results: EvalResults, count: int, ids: list[str]) -> None:
-    """The first `count` utterances' three waves, and every held-back sentence's wave."""
+    """The first `count` utterances' three waves, the first `count` unseen sentences' two
+    (synthesized, vocoded_truth: text the model never had, to hear), and every held-back
+    sentence's wave."""
     _fresh_folder(folder)
     for i in sorted(results.waves)[:count]:
         for kind, wave in results.waves[i].items():
+            write_wav(folder / f"{ids[i]}_{kind}.wav", wave, results.sample_rate)
+    for i in sorted(results.unseen_waves)[:count]:
+        for kind, wave in results.unseen_waves[i].items():
             write_wav(folder / f"{ids[i]}_{kind}.wav", wave, results.sample_rate)
     for k, (_, wave, _) in enumerate(results.held_back):
         write_wav(folder / f"held_back_{k + 1:02d}.wav", wave, results.sample_rate)
@@ -89,9 +112,11 @@ def write_figures(folder: Path, results: EvalResults, count: int, store: Feature
 
 
 def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    """The per-utterance rows as CSV, floats to 4 decimals."""
+    """The per-utterance rows as CSV, floats to 4 decimals; the columns are every row's keys
+    in the order first met, a row without one (an unseen sentence has no `heard_truth`)
+    leaving its cell empty."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
@@ -110,11 +135,7 @@ def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
             f"| attention alignment error | {_fmt(m['alignment_error'])} tokens | teacher-forced attention vs durations |"
         )
     if "stop" in m:
-        s = m["stop"]
-        lines.append(
-            f"| stop token | {s['on_time']} on time, {s['early']} early, {s['late']} late, {s['never']} never | "
-            f"±{cfg.stop_tolerance:.0%} of the recorded length |"
-        )
+        lines.append(f"| stop token | {_stops(m['stop'])} | ±{cfg.stop_tolerance:.0%} of the recorded length |")
     if "wer" in m:
         w = m["wer"]
         lines.append(f"| WER synthesized | {_fmt(w['synthesized'])} | pocketsphinx on the synthesized audio |")
@@ -128,8 +149,59 @@ def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
                 "synthesized minus vocoded truth; the interval is a bootstrap over the utterances: a "
                 "difference inside it is not a finding |"
             )
+        if "unseen" in w:
+            u = w["unseen"]
+            lines.append(
+                f"| WER gap, unseen sentences | {_fmt(u['gap'])} (95% interval {_fmt(u['gap_ci95_low'])} to "
+                f"{_fmt(u['gap_ci95_high'])}) | the same gap on text whose words training never had "
+                "(see Unseen sentences below) |"
+            )
         if "held_back" in w:
             lines.append(f"| WER held-back sentences | {_fmt(w['held_back'])} | sentences from no corpus |")
+    return lines
+
+
+def _stops(stop: dict[str, int] | None) -> str:
+    """Stop-token outcomes as a phrase: "3 on time, 1 early, 0 late, 0 never"."""
+    return (
+        "–"
+        if stop is None
+        else f"{stop['on_time']} on time, {stop['early']} early, {stop['late']} late, {stop['never']} never"
+    )
+
+
+def _unseen(m: dict[str, Any]) -> list[str]:
+    """The unseen sentences beside the validation set (eval.json `unseen`, `wer.unseen`)."""
+    u = m.get("unseen")
+    if not u:
+        return []
+    lines = [
+        "",
+        "## Unseen sentences",
+        "",
+        f"{u['utterances']} sentence{'' if u['utterances'] == 1 else 's'} whose words training never had "
+        "(split `unseen`), synthesized and scored as the validation ones; no validation figure above "
+        "includes them. A WER gap wider here than on validation, with the two intervals apart, says the "
+        "model reads the words it trained on better than new ones.",
+        "",
+        "| measure | validation (in-grammar) | unseen |",
+        "|---|---|---|",
+        f"| utterances | {m['utterances']} | {u['utterances']} |",
+        f"| MCD-DTW, model | {_fmt(m['mcd']['model'], 2)} dB | {_fmt(u['mcd_model'], 2)} dB |",
+        f"| length ratio error | {_fmt(m['length_ratio_error'])} | {_fmt(u['length_ratio_error'])} |",
+    ]
+    if "stop" in u:
+        lines.append(f"| stop token | {_stops(m.get('stop'))} | {_stops(u['stop'])} |")
+    w = m.get("wer", {})
+    if "unseen" in w:
+        v, uw = w, w["unseen"]
+        lines += [
+            f"| WER synthesized | {_fmt(v['synthesized'])} | {_fmt(uw['synthesized'])} |",
+            f"| WER vocoded truth | {_fmt(v['vocoded_truth'])} | {_fmt(uw['vocoded_truth'])} |",
+            f"| WER gap (95% interval) | {_fmt(v['gap'])} ({_fmt(v.get('gap_ci95_low'))} to "
+            f"{_fmt(v.get('gap_ci95_high'))}) | {_fmt(uw['gap'])} ({_fmt(uw['gap_ci95_low'])} to "
+            f"{_fmt(uw['gap_ci95_high'])}) |",
+        ]
     return lines
 
 
@@ -157,17 +229,26 @@ def _vocoders(m: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _heard(rows: list[dict[str, Any]], held_back: HeldBack) -> list[str]:
-    """The table of what the recognizer heard: the first rows, then the held-back sentences."""
+def _heard(rows: list[dict[str, Any]], held_back: HeldBack, unseen_rows: Sequence[dict[str, Any]] = ()) -> list[str]:
+    """The table of what the recognizer heard: the first rows, the first unseen sentences (the
+    recording of which is not recognized), then the held-back sentences."""
     lines = ["", "## What the recognizer heard", "", "| text | synthesized | recording |", "|---|---|---|"]
     for r in rows[:8]:
         lines.append(f"| {r['text']} | {r['heard_synthesized']} | {r['heard_truth']} |")
+    for r in unseen_rows[:4]:
+        lines.append(f"| {r['text']} (unseen) | {r['heard_synthesized']} | – |")
     for text, _, heard in held_back:
         lines.append(f"| {text} (held back) | {heard} | – |")
     return lines
 
 
-def summary_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], held_back: HeldBack, cfg: EvalConfig) -> str:
+def summary_markdown(
+    metrics: dict[str, Any],
+    rows: list[dict[str, Any]],
+    held_back: HeldBack,
+    cfg: EvalConfig,
+    unseen_rows: Sequence[dict[str, Any]] = (),
+) -> str:
     """reports/summary.md: what a person reads first."""
     m = metrics
     conv = m["convergence"]
@@ -193,16 +274,18 @@ def summary_markdown(metrics: dict[str, Any], rows: list[dict[str, Any]], held_b
         "",
         "Listen: `reports/samples/` (`*_synthesized.wav` next to `*_vocoded_truth.wav` and `*_truth.wav`, "
         "and `*_synthesized_<vocoder>.wav`, `*_vocoded_truth_<vocoder>.wav` through the other vocoder; "
-        "`held_back_*.wav`). Look: `reports/figures/eval/` (mels; attention with the duration path). "
-        "Per utterance: `reports/eval_utterances.csv`.",
+        "`held_back_*.wav`; an unseen sentence's `*_synthesized.wav` and `*_vocoded_truth.wav`). "
+        "Look: `reports/figures/eval/` (mels; attention with the duration path). "
+        "Per utterance: `reports/eval_utterances.csv` (column `set`: val or unseen).",
     ]
+    lines += _unseen(m)
     lines += _vocoders(m)
     if len(m.get("per_speaker", {})) > 1:
         lines += _speakers(m["per_speaker"])
     if "speaker_similarity" in m:
         lines += _similarity(m["speaker_similarity"])
     if "wer" in m:
-        lines += _heard(rows, held_back)
+        lines += _heard(rows, held_back, unseen_rows)
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,7 @@
 """reports/index.html: one evaluation on one page — the headline figures of eval.json, the
-figures evaluate drew and a player for every sample, grouped per utterance.
+figures evaluate drew and a player for every sample, grouped per utterance. The unseen
+sentences (eval.json `unseen`, `wer.unseen`), when the store has them, get their own section
+of figures beside the validation set's, and their samples a group of their own.
 
 The page is self-contained: inline CSS, no script, nothing fetched from elsewhere. Images and
 audio are links relative to the page (`figures/eval/...`, `samples/...`), so it opens straight
@@ -63,13 +65,15 @@ class Media:
 
 @dataclass(frozen=True)
 class UtteranceSamples:
-    """The players of one evaluated utterance, in listening order, with its text and what the
-    recognizer heard of the synthesis (None without a recognizer)."""
+    """The players of one evaluated utterance, in listening order, with its text, what the
+    recognizer heard of the synthesis (None without a recognizer) and whether it is one of the
+    unseen sentences (its row's `set`) rather than a validation utterance."""
 
     id: str
     text: str | None
     heard: str | None
     players: tuple[Media, ...]
+    unseen: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,9 @@ def collect_samples(
     for utt_id in sorted(grouped):
         row = by_id.get(utt_id, {})
         players = tuple(grouped[utt_id][k] for k in sorted(grouped[utt_id], key=order.index))
-        utterances.append(UtteranceSamples(utt_id, row.get("text"), row.get("heard_synthesized"), players))
+        utterances.append(
+            UtteranceSamples(utt_id, row.get("text"), row.get("heard_synthesized"), players, row.get("set") == "unseen")
+        )
     return utterances, [m for _, m in sorted(held_back, key=lambda x: x[0])], tuple(other)
 
 
@@ -294,6 +300,15 @@ def headline_rows(m: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("WER truth", _num(wer.get("truth")), "... on the recordings (the recognizer's own floor)"),
             ("WER gap", _num(wer.get("gap")), "synthesized minus vocoded truth"),
         ]
+        unseen = wer.get("unseen")
+        if isinstance(unseen, dict):
+            rows.append(
+                (
+                    "WER gap, unseen sentences",
+                    _num(unseen.get("gap")),
+                    "the same gap on text whose words training never had (see Unseen sentences)",
+                )
+            )
         if "held_back" in wer:
             rows.append(("WER held-back sentences", _num(wer["held_back"]), "sentences from no corpus"))
     similarity = m.get("speaker_similarity")
@@ -334,6 +349,58 @@ def _headline(m: dict[str, Any]) -> list[str]:
     out += _table(["measure", "value", "meaning"], headline_rows(m), numeric={1})
     out.append("</section>")
     return out
+
+
+def _interval(wer: dict[str, Any]) -> str:
+    """A WER gap with its 95% interval, as the page shows it."""
+    low, high = wer.get("gap_ci95_low"), wer.get("gap_ci95_high")
+    shown = _num(wer.get("gap"))
+    return shown if low is None or high is None else f"{shown} ({_num(low)} to {_num(high)})"
+
+
+def _stops(stop: Any) -> str:
+    if not isinstance(stop, dict):
+        return "–"
+    return ", ".join(f"{stop.get(k, 0)} {k.replace('_', ' ')}" for k in ("on_time", "early", "late", "never"))
+
+
+def unseen_rows(m: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, validation, unseen) of the unseen sentences' figures beside the validation
+    set's; empty when eval.json has no `unseen` (a store without unseen sentences)."""
+    unseen = m.get("unseen")
+    if not isinstance(unseen, dict):
+        return []
+    rows = [
+        ("utterances", _num(m.get("utterances")), _num(unseen.get("utterances"))),
+        ("MCD-DTW, model", _num(_get(m, "mcd", "model"), 2, " dB"), _num(unseen.get("mcd_model"), 2, " dB")),
+        ("length ratio error", _num(m.get("length_ratio_error")), _num(unseen.get("length_ratio_error"))),
+    ]
+    if "stop" in unseen:
+        rows.append(("stop token", _stops(m.get("stop")), _stops(unseen["stop"])))
+    wer, unseen_wer = m.get("wer"), _get(m, "wer", "unseen")
+    if isinstance(wer, dict) and isinstance(unseen_wer, dict):
+        rows += [
+            ("WER synthesized", _num(wer.get("synthesized")), _num(unseen_wer.get("synthesized"))),
+            ("WER vocoded truth", _num(wer.get("vocoded_truth")), _num(unseen_wer.get("vocoded_truth"))),
+            ("WER gap (95% interval)", _interval(wer), _interval(unseen_wer)),
+        ]
+    return rows
+
+
+def _unseen(m: dict[str, Any]) -> list[str]:
+    rows = unseen_rows(m)
+    if not rows:
+        return []
+    return [
+        '<section id="unseen">',
+        "<h2>Unseen sentences</h2>",
+        '<p class="note">Sentences whose words training never had (split <code>unseen</code>), synthesized '
+        "and scored as the validation ones; no figure above includes them. A WER gap wider here than on "
+        "validation, with the two intervals apart, says the model reads the words it trained on better than "
+        "new ones.</p>",
+        *_table(["measure", "validation (in-grammar)", "unseen"], rows, numeric={1, 2}),
+        "</section>",
+    ]
 
 
 def _vocoders(m: dict[str, Any]) -> list[str]:
@@ -401,6 +468,17 @@ def _player(media: Media) -> str:
     )
 
 
+def _utterance(utt: UtteranceSamples) -> list[str]:
+    """One utterance's box: its id, text, what the recognizer heard, and its players."""
+    out = [f'<div class="utterance" id="utt-{_e(quote(utt.id, safe=""))}">', f"<h3>{_e(utt.id)}</h3>"]
+    if utt.text is not None:
+        out.append(f'<p dir="auto">{_e(utt.text)}</p>')
+    if utt.heard is not None:
+        heard = f"«{_e(utt.heard)}»" if utt.heard.strip() else "nothing"
+        out.append(f'<p class="note" dir="auto">the recognizer heard the synthesis as: {heard}</p>')
+    return [*out, '<div class="players">', *(_player(p) for p in utt.players), "</div>", "</div>"]
+
+
 def _samples(content: PageContent) -> list[str]:
     out = ['<section id="samples">', "<h2>Listen</h2>"]
     if content.utterances is None:
@@ -409,14 +487,16 @@ def _samples(content: PageContent) -> list[str]:
     if not content.utterances and not content.held_back and not content.other_samples:
         out.append(f'<p class="missing">No samples in <code>{SAMPLES}/</code> (eval.samples is 0?).</p>')
     for utt in content.utterances:
-        out.append(f'<div class="utterance" id="utt-{_e(quote(utt.id, safe=""))}">')
-        out.append(f"<h3>{_e(utt.id)}</h3>")
-        if utt.text is not None:
-            out.append(f'<p dir="auto">{_e(utt.text)}</p>')
-        if utt.heard is not None:
-            heard = f"«{_e(utt.heard)}»" if utt.heard.strip() else "nothing"
-            out.append(f'<p class="note" dir="auto">the recognizer heard the synthesis as: {heard}</p>')
-        out += ['<div class="players">', *(_player(p) for p in utt.players), "</div>", "</div>"]
+        if not utt.unseen:
+            out += _utterance(utt)
+    unseen = [utt for utt in content.utterances if utt.unseen]
+    if unseen:
+        out += [
+            "<h3>Unseen sentences</h3>",
+            '<p class="note">Text whose words training never had: the synthesis beside the vocoded recording.</p>',
+        ]
+        for utt in unseen:
+            out += _utterance(utt)
     if content.held_back:
         out += [
             "<h3>Held-back sentences</h3>",
@@ -448,6 +528,10 @@ def _figures(content: PageContent) -> list[str]:
     return [*out, "</section>"]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def report_page(content: PageContent) -> str:
     """The HTML of reports/index.html: a self-contained page (inline CSS, no script, relative
     links only) with the scores, a player per sample grouped per utterance, and the figures."""
@@ -458,6 +542,9 @@ def report_page(content: PageContent) -> str:
         f"{m['decoder']} decoder" if "decoder" in m else None,
         f"{m['utterances']} validation utterance{'' if m['utterances'] == 1 else 's'} synthesized free-running"
         if "utterances" in m
+        else None,
+        _count(_get(m, "unseen", "utterances"), "unseen sentence") + " beside them"
+        if _get(m, "unseen", "utterances")
         else None,
         f"heard through {vocoder_name(str(_get(m, 'vocoder', 'used')))}" if _get(m, "vocoder", "used") else None,
     ]
@@ -475,6 +562,7 @@ def report_page(content: PageContent) -> str:
         f'<p class="note">{_e("; ".join(f for f in facts if f))}. The numbers are those of '
         "<code>eval.json</code>; every score is explained in <code>summary.md</code> and docs/evaluation.md.</p>",
         *_headline(m),
+        *_unseen(m),
         *_vocoders(m),
         *_speakers(m),
         *_samples(content),

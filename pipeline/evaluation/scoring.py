@@ -3,13 +3,15 @@
 An `Evaluation` runs in named steps: set up (checkpoint, store, vocoder, recognizer); the
 teacher-forced metrics; free-running synthesis scored per batch of one language and speaker
 (MCD-DTW against the recording and of the vocoder on the recording's own mel, length ratio,
-stop token, duration error, what the recognizer heard); the held-back sentences; the word
-error rates; convergence from the training history. `evaluate` runs one and writes its
-reports (pipeline/evaluation/report.py).
+stop token, duration error, what the recognizer heard); the held-back sentences; the store's
+unseen sentences (split UNSEEN: text whose words training never had), scored the same way
+but kept apart from every validation figure; the word error rates; convergence from the
+training history. `evaluate` runs one and writes its reports (pipeline/evaluation/report.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from pipeline.evaluation.similarity import SpeakerEncoder, similarity_report
 from pipeline.evaluation.synthesizer import Synthesizer, Utterance
 from pipeline.evaluation.vocoder_comparison import VocoderComparison
 from pipeline.evaluation.wer import Recognizer, gap_interval, word_error_rate
-from pipeline.features.split import TRAIN, VAL
+from pipeline.features.split import SPLIT_NAMES, TRAIN, UNSEEN, VAL
 from pipeline.features.store import FeatureStore
 from pipeline.training.checkpoint import CheckpointError
 from pipeline.training.dataset import FeatureDataset, collate
@@ -59,9 +61,22 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def unseen_word_error_rates(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """eval.json `wer.unseen`: WER of the synthesized and the vocoded-truth audio of the unseen
+    sentences' rows, their gap and its 95% bootstrap interval over those sentences."""
+    refs = [r["text"] for r in rows]
+    synthesized = [r["heard_synthesized"] for r in rows]
+    vocoded = [r["heard_vocoded_truth"] for r in rows]
+    wer = {"synthesized": word_error_rate(refs, synthesized), "vocoded_truth": word_error_rate(refs, vocoded)}
+    wer["gap"] = wer["synthesized"] - wer["vocoded_truth"]
+    wer["gap_ci95_low"], wer["gap_ci95_high"] = gap_interval(refs, synthesized, vocoded)
+    return wer
+
+
 class Evaluation:
-    """One evaluation of the checkpoint `cfg.checkpoint` on the validation split of a store.
-    Construct it (the set-up step), then `run()`; the steps fill its fields as they go."""
+    """One evaluation of the checkpoint `cfg.checkpoint` on the validation split of a store
+    (and, apart, on its unseen sentences). Construct it (the set-up step), then `run()`; the
+    steps fill its fields as they go."""
 
     def __init__(
         self,
@@ -92,6 +107,12 @@ class Evaluation:
             if cfg.utterances > 0
             else [int(i) for i in all_val]
         )
+        all_unseen = np.flatnonzero(self.store.array("split") == UNSEEN)
+        self.unseen_indices = (
+            spread_over_speakers(all_unseen, self.speaker_codes[all_unseen], cfg.unseen_utterances)
+            if cfg.unseen_utterances > 0
+            else [int(i) for i in all_unseen]
+        )
         self.manifest = pd.read_parquet(manifest_path).set_index("id")
         self.settings = train_config(settings_params).loss_settings(self.synth.config.reduction)
         self.vocoder: Vocoder = open_vocoder(
@@ -103,6 +124,10 @@ class Evaluation:
             self._compared_vocoders(vocoder_path), cfg.vocoder, self._cepstrum, self.recognizer is not None
         )
         self.rows: list[dict[str, Any]] = []
+        # The unseen sentences' rows and the waves of those written as samples: apart from
+        # `rows` and `waves`, which every validation figure (and speaker similarity) is made of.
+        self.unseen_rows: list[dict[str, Any]] = []
+        self.unseen_waves: dict[int, dict[str, np.ndarray]] = {}
         self.waves: dict[int, dict[str, np.ndarray]] = {}
         self.mels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.attention: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -129,6 +154,11 @@ class Evaluation:
         self.synthesize_and_score()
         metrics.update(self.free_running_metrics())
         self.synthesize_held_back()
+        # Last of the syntheses: pocketsphinx adapts to what it heard before, so hearing the
+        # unseen sentences earlier would move the validation and held-back WER.
+        self.synthesize_unseen()
+        if self.unseen_rows:
+            metrics["unseen"] = self.unseen_metrics()
         if self.recognizer is not None:
             metrics["wer"] = self.word_error_rates()
         metrics["per_speaker"] = per_speaker(self.rows)
@@ -136,7 +166,17 @@ class Evaluation:
             metrics["speaker_similarity"] = self.speaker_similarity()
         metrics["convergence"] = self.convergence()
         metrics["vocoder"] = {"used": self.cfg.vocoder, **self.comparison.report()}
-        return EvalResults(metrics, self.rows, self.waves, self.mels, self.attention, self.held_back, self.sample_rate)
+        return EvalResults(
+            metrics,
+            self.rows,
+            self.waves,
+            self.mels,
+            self.attention,
+            self.held_back,
+            self.sample_rate,
+            self.unseen_rows,
+            self.unseen_waves,
+        )
 
     def teacher_forced(self) -> dict[str, Any]:
         """val_mel_loss (and the attention's alignment error) over the evaluated utterances;
@@ -171,12 +211,19 @@ class Evaluation:
 
     def synthesize_and_score(self) -> None:
         """Free-running synthesis of every evaluated utterance, scored; rows sorted by id."""
+        for i, utt in self.synthesized(self.indices, "evaluate"):
+            self.rows.append(self.score_utterance(i, utt))
+        self.rows.sort(key=lambda r: r["id"])
+
+    def synthesized(self, indices: list[int], desc: str) -> Iterator[tuple[int, Utterance]]:
+        """(store index, free-running Utterance) of each of `indices`, synthesized in batches of
+        one language and speaker, shortest first within each."""
         languages, speakers = self.store.array("language"), self.speaker_codes
         # Batches of one language and speaker (the model takes one of each per call).
         groups: dict[tuple[int, int], list[int]] = {}
-        for i in self.indices:
+        for i in indices:
             groups.setdefault((int(languages[i]), int(speakers[i])), []).append(i)
-        bar = tqdm(total=len(self.indices), desc="evaluate", unit="utt", disable=not self.progress)
+        bar = tqdm(total=len(indices), desc=desc, unit="utt", disable=not self.progress)
         for (lang, spk), members in groups.items():
             # Scored shortest first: pocketsphinx adapts its cepstral mean from one utterance to
             # the next, so the order it hears them in is part of the WER.
@@ -192,17 +239,21 @@ class Evaluation:
                 self.cfg.batch_size,
             )
             for i, utt in zip(members, utts):
-                self.rows.append(self.score_utterance(i, utt))
+                yield i, utt
                 bar.update(1)
         bar.close()
-        self.rows.sort(key=lambda r: r["id"])
 
     def _cepstrum(self, wave: np.ndarray) -> np.ndarray:
         cfg = self.cfg
         return mel_cepstrum(trim_silence(wave, cfg.mcd_trim_top_db), cfg.mcd_order, cfg.mcd_alpha, cfg.mcd_floor_db)
 
-    def score_utterance(self, i: int, utt: Utterance) -> dict[str, Any]:
-        """The row of store utterance `i` synthesized as `utt`; keeps its waves and mels."""
+    def free_running_row(
+        self, i: int, utt: Utterance, split: int
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
+        """The scores every synthesized store utterance `i` gets, whichever set (`split`) it is
+        from: the row (id, set, speaker, text, lengths, stop, MCD of the model and of the
+        vocoder on the recording's mel, and what the recognizer heard of both), with the
+        recording, its mel and its vocoded copy."""
         wave, mel = utt.wave, utt.mel
         assert wave is not None  # synthesized with a vocoder
         true_mel = self.store.mel(i)
@@ -212,20 +263,31 @@ class Evaluation:
         ref = self._cepstrum(truth)
         row: dict[str, Any] = {
             "id": utt_id,
+            "set": SPLIT_NAMES[split],
             "speaker": self.store.attrs["speakers"][int(self.speaker_codes[i])],
             "text": self.store.attrs["texts"][i],
             "frames": len(mel),
             "target_frames": len(true_mel),
             "length_ratio": len(mel) / max(len(true_mel), 1),
             "stop": stop_outcome(utt.stop_fired, len(mel), len(true_mel), self.cfg.stop_tolerance),
-            "duration_mae_frames": float(np.abs(utt.durations - self.store.durations(i)).mean()),
             "mcd_model": mcd_dtw(ref, self._cepstrum(wave)),
             "mcd_vocoder": mcd_dtw(ref, self._cepstrum(vocoded_truth)),
         }
-        heard = None
         if self.recognizer is not None:
             row["heard_synthesized"] = self.recognizer.transcribe(wave, self.sample_rate)
             row["heard_vocoded_truth"] = self.recognizer.transcribe(vocoded_truth, self.sample_rate)
+        return row, truth, true_mel, vocoded_truth
+
+    def score_utterance(self, i: int, utt: Utterance) -> dict[str, Any]:
+        """The row of validation utterance `i` synthesized as `utt` (with its duration error,
+        what the recognizer heard of the recording, and the vocoder comparison); keeps its
+        waves and mels."""
+        wave, mel = utt.wave, utt.mel
+        assert wave is not None  # synthesized with a vocoder
+        row, truth, true_mel, vocoded_truth = self.free_running_row(i, utt, VAL)
+        row["duration_mae_frames"] = float(np.abs(utt.durations - self.store.durations(i)).mean())
+        heard = None
+        if self.recognizer is not None:
             row["heard_truth"] = self.recognizer.transcribe(truth, self.sample_rate)
             heard = (row["heard_synthesized"], row["heard_vocoded_truth"])
         others = self.comparison.add(truth, true_mel, mel, row["text"], (vocoded_truth, wave), heard)
@@ -253,6 +315,38 @@ class Evaluation:
             "vocoder": seconds["vocoder"] / seconds["audio"],
             "total": (seconds["model"] + seconds["vocoder"]) / seconds["audio"],
         }
+        return metrics
+
+    def synthesize_unseen(self) -> None:
+        """Free-running synthesis of the unseen sentences, scored as the validation ones are
+        but into `unseen_rows` (sorted by id); keeps the waves of the first `eval.samples`.
+
+        Neither the recognizer on the recording (`heard_truth`) nor the vocoder comparison:
+        the recognizer's floor and the vocoders are properties of the recordings, which the
+        validation set already measures, and each would add a recognition or a vocoder pass
+        per utterance to the stage's cost. The unseen figures ask one question, whether the
+        model can say text it never had, and the synthesis against the vocoded recording
+        answers it."""
+        sampled = set(sorted(self.unseen_indices)[: self.cfg.samples])
+        for i, utt in self.synthesized(self.unseen_indices, "evaluate unseen"):
+            row, _, _, vocoded_truth = self.free_running_row(i, utt, UNSEEN)
+            self.unseen_rows.append(row)
+            if i in sampled:
+                assert utt.wave is not None  # synthesized with a vocoder
+                self.unseen_waves[i] = {"synthesized": utt.wave, "vocoded_truth": vocoded_truth}
+        self.unseen_rows.sort(key=lambda r: r["id"])
+
+    def unseen_metrics(self) -> dict[str, Any]:
+        """eval.json `unseen`: how many unseen sentences were scored, their MCD, length ratio
+        error and (autoregressive decoder) stop outcomes."""
+        rows = self.unseen_rows
+        metrics: dict[str, Any] = {
+            "utterances": len(rows),
+            "mcd_model": _mean([r["mcd_model"] for r in rows]),
+            "length_ratio_error": _mean([abs(r["length_ratio"] - 1.0) for r in rows]),
+        }
+        if self.synth.config.decoder == "autoregressive":
+            metrics["stop"] = {k: sum(r["stop"] == k for r in rows) for k in STOP_OUTCOMES}
         return metrics
 
     def speaker_similarity(self) -> dict[str, Any]:
@@ -302,12 +396,13 @@ class Evaluation:
             heard = self.recognizer.transcribe(utt.wave, self.sample_rate) if self.recognizer is not None else None
             self.held_back.append((utt.text, utt.wave, heard))
 
-    def word_error_rates(self) -> dict[str, float]:
+    def word_error_rates(self) -> dict[str, Any]:
         """WER on synthesized, vocoded-truth and true audio, their gap with its 95% bootstrap
-        interval over utterances, and on the held-back sentences."""
+        interval over utterances, on the held-back sentences and, when the store has unseen
+        sentences, on those (`unseen`, apart: the figures above are the validation set's alone)."""
         rows = self.rows
         refs = [r["text"] for r in rows]
-        wer = {
+        wer: dict[str, Any] = {
             "synthesized": word_error_rate(refs, [r["heard_synthesized"] for r in rows]),
             "vocoded_truth": word_error_rate(refs, [r["heard_vocoded_truth"] for r in rows]),
             "truth": word_error_rate(refs, [r["heard_truth"] for r in rows]),
@@ -321,6 +416,8 @@ class Evaluation:
             wer["held_back"] = word_error_rate(
                 [t for t, _, _ in self.held_back], [h or "" for _, _, h in self.held_back]
             )
+        if self.unseen_rows:
+            wer["unseen"] = unseen_word_error_rates(self.unseen_rows)
         return wer
 
     def convergence(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Layout (DESIGN.md): `mel` [total_frames, n_mels] float32 chunked along frames,
 `mel_offsets` [n+1]; `tokens` [total_tokens] int32, `token_offsets` [n+1];
 `durations` [total_tokens] int32 frames per token (sum per utterance == its frames);
 `speaker`, `language`, `split` [n] (0 train, 1 val, 2 dropped by the aligner's outlier
-check); `align_score` [n] forward-sum loss per frame, `align_flagged` [n];
+check, 3 unseen: listed in the corpus's unseen.txt); `align_score` [n] forward-sum loss per frame, `align_flagged` [n];
 `trim_start` [n] seconds cut from the start of the audio by trimming; attrs hold ids, names, the symbol table, mel settings, normalisation
 statistics and versions.
 
