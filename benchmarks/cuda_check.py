@@ -26,6 +26,15 @@ after each, so a run cut short keeps what it measured):
    vocoder.mixed_precision), steps/s, and copy synthesis of 12 validation recordings scored as
    benchmarks/vocoder.py scores it (PESQ-WB, ESTOI, MCD; Griffin-Lim beside it): what a GPU
    buys the vocoder per minute (docs/vocoder.md).
+7. recipe: the seed recipe's own configuration — params.yaml as committed (batch 48, grad
+   accumulation 2, `train.num_workers` loader processes, mixed precision) at `model.size: base`,
+   not the CPU demo's: (a) the real train stage for `--recipe-seconds` (SIGTERM after), its
+   steps/s and the GPU utilisation the loop logged per step (train/gpu_utilization, NVML), the
+   first `RECIPE_WARM_STEPS` left out; (b) in this process, `--steps` steps of the real Trainer
+   on preloaded batches of that configuration, eager and under `torch.compile(dynamic=True)`,
+   each with nvidia-smi sampled: steps/s, utilisation, the first compiled step's seconds and the
+   loss rows. It answers the recipe's "GPU utilization should be >70%". CUDA graphs are not
+   tried: every batch has its own padded lengths, and a captured graph replays one shape.
 On request (`--sections ...,step_times`): each of `--probes` (decoder:amp:cudnn:profile) in a fresh
 process times twelve steps on batch shapes it has not seen, then the same again, with
 torch.profiler's top operators of the first steps: what a new shape costs under each precision
@@ -57,6 +66,7 @@ import yaml
 
 from benchmarks.decoders import cpu_demo, parse_sets, with_overrides
 from benchmarks.train_throughput import (
+    GpuSampler,
     build_trainer,
     params_for,
     preload,
@@ -176,9 +186,13 @@ def precision_agreement(params: dict[str, Any], store: Path, steps: int, names: 
     return out
 
 
-def train_stage(params: dict[str, Any], store: Path, work: Path, seconds: float, out_dir: Path) -> dict[str, Any]:
-    """Section 3: the real train stage in `work`, SIGTERM after `seconds`; its figures."""
+def train_stage(
+    params: dict[str, Any], store: Path, work: Path, seconds: float, out_dir: Path, archive: bool = True
+) -> dict[str, Any]:
+    """Section 3: the real train stage in `work`, SIGTERM after `seconds`; its figures (and,
+    with `archive`, the run packed into out_dir/train_run.tar.gz)."""
     work.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     log_path = out_dir / "train.log"
@@ -204,12 +218,80 @@ def train_stage(params: dict[str, Any], store: Path, work: Path, seconds: float,
         result["steps_per_s"] = result["steps"] / wall
     tail = log_path.read_text(errors="replace").replace("\r", "\n").splitlines()
     result["log_tail"] = [line for line in tail if line.strip()][-5:]
-    archive = out_dir / "train_run.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
+    if not archive:
+        return result
+    with tarfile.open(out_dir / "train_run.tar.gz", "w:gz") as tar:
         for name in ("models/best.pt", "dvclive", "params.yaml"):
             if (work / name).exists():
                 tar.add(work / name, arcname=name)
     return result
+
+
+# Steps of the recipe's train stage left out of its utilisation: start-up, cuDNN's per-shape set-up.
+RECIPE_WARM_STEPS = 10
+
+
+def recipe_params(params_path: Path, device: str) -> dict[str, Any]:
+    """params.yaml as committed, at the base size: the configuration the recipe documents."""
+    params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    params["model"]["size"] = "base"
+    params["train"]["device"] = device
+    return params
+
+
+def recipe_section(
+    params: dict[str, Any],
+    store: Path,
+    work: Path,
+    seconds: float,
+    out_dir: Path,
+    steps: int,
+    modes: tuple[str, ...] = ("eager", "compiled"),
+) -> dict[str, Any]:
+    """Section 7: the recipe's configuration end to end (the train stage) and per step, eager
+    against torch.compile (see the module docstring); `modes` picks which of the two."""
+    from pipeline.evaluation.history import read_series
+
+    stage = train_stage(params, store, work / "recipe", seconds, out_dir / "recipe", archive=False)
+    series = work / "recipe" / "dvclive" / "plots" / "metrics" / "train" / "gpu_utilization.tsv"
+    if series.exists():
+        _, values = read_series(series)
+        kept = values[RECIPE_WARM_STEPS:]
+        stage["gpu_utilization_mean"] = float(kept.mean()) if len(kept) else None
+        stage["gpu_utilization_steps"] = int(len(kept))
+    cfg = params["train"]
+    device = torch.device(cfg["device"])
+    attrs = FeatureStore(store).attrs
+    count = steps * cfg["grad_accumulation"]
+    batches = [b.to(device) for b in preload(store, TRAIN, cfg["batch_size"], cfg["seed"], count)]
+    groups = [batches[i : i + cfg["grad_accumulation"]] for i in range(0, count, cfg["grad_accumulation"])]
+    in_process: dict[str, Any] = {}
+    for mode in modes:
+        try:
+            trainer = build_trainer(params, store_model_config(params, attrs), device)
+            if mode == "compiled":
+                trainer.forward_module = torch.compile(trainer.model, dynamic=True)
+            sync(device)
+            t0 = time.perf_counter()
+            first = trainer.train_step(groups[0])
+            sync(device)
+            first_seconds = time.perf_counter() - t0
+            losses = [first.get("loss", float("nan"))]
+            with GpuSampler(device.index or 0) if device.type == "cuda" else nullcontext() as gpu:
+                t0 = time.perf_counter()
+                for group in groups[1:]:
+                    losses.append(trainer.train_step(group).get("loss", float("nan")))
+                sync(device)
+                timed = time.perf_counter() - t0
+            in_process[mode] = {
+                "first_step_seconds": first_seconds,
+                "steps_per_s": (len(groups) - 1) / timed,
+                "gpu_utilization": gpu.mean() if gpu is not None else None,
+                "loss": [round(x, 5) for x in losses],
+            }
+        except Exception as e:  # a compiler failure is a finding; the eager figures stand
+            in_process[mode] = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
+    return {"train_stage": stage, "in_process": in_process}
 
 
 def lr_find_section(params: dict[str, Any], store: Path, work: Path, device: str) -> dict[str, Any]:
@@ -384,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda", help="cuda; cpu runs the same sections small, to try the script")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds; later sections are skipped past it")
     ap.add_argument("--train-seconds", type=float, default=200.0)
+    ap.add_argument("--recipe-seconds", type=float, default=150.0, help="the recipe section's train stage")
     ap.add_argument("--precision-steps", type=int, default=30)
     ap.add_argument("--decoders", default="autoregressive,parallel")
     ap.add_argument("--sizes", default="tiny,small,base")
@@ -391,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per throughput configuration")
     ap.add_argument(
         "--sections",
-        default="environment,precision,train_stage,lr_find,throughput,synthesis,vocoder",
+        default="environment,precision,train_stage,lr_find,throughput,synthesis,vocoder,recipe",
         help="which to run, of those and step_times (first-seen against repeated shapes per precision)",
     )
     ap.add_argument(
@@ -434,6 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "synthesis": (lambda: synthesis_rtf(best, store, device, 25), 10.0),
         "vocoder": (lambda: vocoder_section(params, store, Path(args.manifest), args.device, args.vocoder_steps), 60.0),
+        "recipe": (
+            lambda: recipe_section(
+                recipe_params(Path(args.params), args.device), store, work, args.recipe_seconds, out, args.steps
+            ),
+            args.recipe_seconds + 60,
+        ),
     }
     for name, (work_fn, needs) in sections.items():
         if name in wanted and (name != "synthesis" or best.exists()):

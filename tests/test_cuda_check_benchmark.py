@@ -77,3 +77,30 @@ def test_the_vocoder_section_trains_and_scores_against_griffin_lim(tiny_store) -
     for name in ("trained", "griffin_lim"):
         assert {"pesq_wb", "estoi", "mcd", "rtf_one_thread"} <= set(out[name]), name
         assert all(math.isfinite(v) for v in out[name].values()), name
+
+
+def test_the_recipe_is_the_committed_params_at_the_base_size(tmp_path) -> None:
+    import yaml
+
+    from benchmarks.cuda_check import recipe_params
+
+    committed = committed_params()
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(committed))
+    recipe = recipe_params(path, "cuda")
+    assert recipe["model"]["size"] == "base" and recipe["train"]["device"] == "cuda"
+    for key in ("batch_size", "grad_accumulation", "num_workers", "mixed_precision", "lr"):
+        assert recipe["train"][key] == committed["train"][key], key
+
+
+def test_the_recipe_section_runs_the_train_stage_and_times_the_step(tiny_store, tmp_path) -> None:
+    from benchmarks.cuda_check import recipe_section
+    from helpers import tiny_params
+
+    params = tiny_params(committed_params(), max_steps=3)
+    result = recipe_section(params, tiny_store, tmp_path / "work", 300, tmp_path / "out", steps=3, modes=("eager",))
+    stage = result["train_stage"]
+    assert stage["returncode"] == 0 and not stage["stopped_by_sigterm"] and stage["steps"] == 3
+    eager = result["in_process"]["eager"]
+    assert eager["steps_per_s"] > 0 and len(eager["loss"]) == 3 and all(math.isfinite(x) for x in eager["loss"])
+    assert not (tmp_path / "out" / "recipe" / "train_run.tar.gz").exists()  # no archive of a base-size run
