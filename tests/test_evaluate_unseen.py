@@ -113,10 +113,13 @@ def test_the_validation_figures_do_not_change_when_the_store_has_unseen_sentence
     assert {k: v for k, v in planted["wer"].items() if k != "unseen"} == plain["wer"]
     for name, figures in plain["vocoder"].items():
         if isinstance(figures, dict):
+            # To rounding: pystoi's ESTOI of the same audio was seen to differ in its last digit
+            # between two runs of one process (0.58130323671223 against ...22299).
             drop = {"rtf_one_thread"}
-            assert {k: v for k, v in planted["vocoder"][name].items() if k not in drop} == {
-                k: v for k, v in figures.items() if k not in drop
-            }, name
+            kept = {k: v for k, v in figures.items() if k not in drop}
+            assert {k: v for k, v in planted["vocoder"][name].items() if k not in drop} == pytest.approx(
+                kept, rel=1e-9
+            ), name
 
 
 def test_a_store_without_unseen_sentences_reports_none(plain_eval) -> None:
