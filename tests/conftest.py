@@ -68,10 +68,10 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """features.zarr of the twelve clean utterances (val_share 0.25, a 2-step aligner that
-    drops nothing), built once per test session for the tests that read features."""
+def _tiny_store(root: Path, unseen: int = 0) -> Path:
+    """features.zarr of the twelve clean utterances under `root` (val_share 0.25, a 2-step
+    aligner that drops nothing), the last `unseen` of them listed in the corpus's unseen.txt,
+    through the real validate and precompute."""
     import dataclasses
 
     from pipeline.config import align_config, data_config, features_config
@@ -79,37 +79,30 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.features.build import precompute
 
     params = committed_params()
-    root = tmp_path_factory.mktemp("tiny_store")
-    corpus = write_corpus(root / "corpus", [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)])
+    rows = [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)]
+    corpus = write_corpus(root / "corpus", rows)
+    if unseen:
+        (corpus / "unseen.txt").write_text("# held out\n" + "".join(f"{i}\n" for i, _ in rows[-unseen:]))
     fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
     acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
     result = validate_corpus(corpus, data_config(params), fcfg.sample_rate, workers=1)
     write_outputs(result, root / "manifest.parquet", root / "reports")
     precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, progress=False)
     return root / "features.zarr"
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """features.zarr of the twelve clean utterances, built once per test session for the tests
+    that read features."""
+    return _tiny_store(tmp_path_factory.mktemp("tiny_store"))
 
 
 @pytest.fixture(scope="session")
 def tiny_unseen_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny store's twelve utterances with the last two listed in the corpus's unseen.txt
-    (split unseen), through the real validate and precompute."""
-    import dataclasses
-
-    from pipeline.config import align_config, data_config, features_config
-    from pipeline.data.validation import validate_corpus, write_outputs
-    from pipeline.features.build import precompute
-
-    params = committed_params()
-    root = tmp_path_factory.mktemp("tiny_unseen_store")
-    rows = [(f"utt_{i:03d}", t) for i, t in enumerate(TEXTS)]
-    corpus = write_corpus(root / "corpus", rows)
-    (corpus / "unseen.txt").write_text("# held out\n" + "".join(f"{i}\n" for i, _ in rows[-2:]))
-    fcfg = dataclasses.replace(features_config(params), workers=1, val_share=0.25)
-    acfg = dataclasses.replace(align_config(params), steps=2, device="cpu", figures=0, drop_flagged=False)
-    result = validate_corpus(corpus, data_config(params), fcfg.sample_rate, workers=1)
-    write_outputs(result, root / "manifest.parquet", root / "reports")
-    precompute(root / "manifest.parquet", root / "features.zarr", fcfg, acfg, progress=False)
-    return root / "features.zarr"
+    (split unseen)."""
+    return _tiny_store(tmp_path_factory.mktemp("tiny_unseen_store"), unseen=2)
 
 
 @pytest.fixture(scope="session")
