@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.common.atomic import write_json, write_text, write_wav
 from pipeline.common.figures import attention_figure, mel_comparison_figure
 from pipeline.config import EvalConfig
-from pipeline.evaluation.report_page import write_page
+from pipeline.evaluation.report_page import unseen_rows, write_page
 from pipeline.features.store import FeatureStore
 
 # (text, wave, what the recognizer heard or None) per held-back sentence.
@@ -171,38 +171,25 @@ def _stops(stop: dict[str, int] | None) -> str:
 
 
 def _unseen(m: dict[str, Any]) -> list[str]:
-    """The unseen sentences beside the validation set (eval.json `unseen`, `wer.unseen`)."""
-    u = m.get("unseen")
-    if not u:
+    """The unseen sentences beside the validation set (eval.json `unseen`, `wer.unseen`): the
+    rows the report page tables (report_page.unseen_rows), as markdown."""
+    rows = unseen_rows(m)
+    if not rows:
         return []
-    lines = [
+    n = m["unseen"]["utterances"]
+    return [
         "",
         "## Unseen sentences",
         "",
-        f"{u['utterances']} sentence{'' if u['utterances'] == 1 else 's'} whose words training never had "
+        f"{n} sentence{'' if n == 1 else 's'} whose words training never had "
         "(split `unseen`), synthesized and scored as the validation ones; no validation figure above "
         "includes them. A WER gap wider here than on validation, with the two intervals apart, says the "
         "model reads the words it trained on better than new ones.",
         "",
         "| measure | validation (in-grammar) | unseen |",
         "|---|---|---|",
-        f"| utterances | {m['utterances']} | {u['utterances']} |",
-        f"| MCD-DTW, model | {_fmt(m['mcd']['model'], 2)} dB | {_fmt(u['mcd_model'], 2)} dB |",
-        f"| length ratio error | {_fmt(m['length_ratio_error'])} | {_fmt(u['length_ratio_error'])} |",
+        *(f"| {measure} | {val} | {unseen} |" for measure, val, unseen in rows),
     ]
-    if "stop" in u:
-        lines.append(f"| stop token | {_stops(m.get('stop'))} | {_stops(u['stop'])} |")
-    w = m.get("wer", {})
-    if "unseen" in w:
-        v, uw = w, w["unseen"]
-        lines += [
-            f"| WER synthesized | {_fmt(v['synthesized'])} | {_fmt(uw['synthesized'])} |",
-            f"| WER vocoded truth | {_fmt(v['vocoded_truth'])} | {_fmt(uw['vocoded_truth'])} |",
-            f"| WER gap (95% interval) | {_fmt(v['gap'])} ({_fmt(v.get('gap_ci95_low'))} to "
-            f"{_fmt(v.get('gap_ci95_high'))}) | {_fmt(uw['gap'])} ({_fmt(uw['gap_ci95_low'])} to "
-            f"{_fmt(uw['gap_ci95_high'])}) |",
-        ]
-    return lines
 
 
 def _vocoders(m: dict[str, Any]) -> list[str]:
