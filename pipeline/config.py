@@ -433,6 +433,9 @@ class DemoConfig(Checked):
     unseen_utterances: int = at_least(0)
     unseen_word_share: float = between(0.0, 0.5)
     unseen_templates: list[str]
+    # In-grammar sentences of the main voice listed in validation.txt (validated on whatever
+    # their hash draws): enough of them that the in-grammar WER gap is measured, not drawn.
+    validation_utterances: int = at_least(0)
 
     def cross_problems(self) -> list[str]:
         problems = []
@@ -756,6 +759,7 @@ class EvalConfig(Checked):
     checkpoint: str
     utterances: int = at_least(0, note="0 = all of them")
     unseen_utterances: int = at_least(0, note="0 = all of them")
+    vocoder_utterances: int = at_least(0, note="0 = all of them")
     batch_size: int = at_least(1)
     device: str = device()
     vocoder: str  # trained | griffin_lim; model/vocoder.py refuses exported files, saying why (they can run code)

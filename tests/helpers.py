@@ -209,8 +209,10 @@ def ran_stages(output: str) -> list[str]:
 
 def demo_config(**changes: object) -> DemoConfig:
     """The committed params' demo corpus settings (one voice, cmu_us_slt_arctic_hts) with changes;
-    without the unseen-words set unless a change asks for it (festival's time is the tests' cost)."""
-    return dataclasses.replace(data_config(committed_params()).demo, **{"unseen_utterances": 0, **changes})
+    without the unseen-words set or validation.txt sentences unless a change asks for them
+    (festival's time is the tests' cost)."""
+    none = {"unseen_utterances": 0, "validation_utterances": 0}
+    return dataclasses.replace(data_config(committed_params()).demo, **{**none, **changes})
 
 
 # The vocoder section for tests, every key: a few steps of a tiny generator on the CPU.

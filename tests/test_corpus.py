@@ -196,8 +196,11 @@ def test_a_malformed_extra_voice_is_refused(voices: list[str], message: str) -> 
         data_config(params)
 
 
-# The unseen-words test set: a main voice, an extra voice, and two held-back sentences.
-WITH_UNSEEN = dataclasses.replace(TINY, utterances=3, extra_voices=["kal_diphone:2"], unseen_utterances=2)
+# The unseen-words test set: a main voice, an extra voice, two held-back sentences and two
+# in-grammar sentences listed in validation.txt.
+WITH_UNSEEN = dataclasses.replace(
+    TINY, utterances=3, extra_voices=["kal_diphone:2"], unseen_utterances=2, validation_utterances=2
+)
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +214,7 @@ def _training_leaks(corpus: Path) -> dict[str, int]:
     """Held-back words (corpus.json) in the rows unseen.txt does not hold out, as leaked_words gives them."""
     from pipeline.demo.sentences import leaked_words
 
+    # Validation sentences count as training text here: they come from the training grammar.
     held = set(json.loads((corpus / "corpus.json").read_text())["unseen"]["held_words"])
     unseen = set((corpus / "unseen.txt").read_text().split())
     return leaked_words([text for utt_id, text, _ in _rows(corpus) if utt_id not in unseen], held)
@@ -263,3 +267,27 @@ def test_validate_marks_the_listed_rows_unseen(with_unseen: Path) -> None:
 def test_without_unseen_utterances_there_is_no_hold_out(corpus: Path) -> None:
     assert not (corpus / "unseen.txt").exists()
     assert "unseen" not in json.loads((corpus / "corpus.json").read_text())
+
+
+def test_the_validation_sentences_are_main_voice_rows_listed_in_validation_txt(with_unseen: Path) -> None:
+    listed = (with_unseen / "validation.txt").read_text().split()
+    assert listed == ["demo_val_0001", "demo_val_0002"]
+    assert json.loads((with_unseen / "corpus.json").read_text())["validation"]["utterances"] == 2
+    assert sf.info(str(with_unseen / "wavs" / "demo_val_0001.wav")).samplerate == WITH_UNSEEN.sample_rate
+
+
+def test_the_validation_sentences_continue_the_training_stream_without_repeating_it(with_unseen: Path) -> None:
+    from pipeline.demo.sentences import generate_sentences, hold_out
+
+    held = hold_out(WITH_UNSEEN.unseen_word_share, WITH_UNSEEN.unseen_templates, WITH_UNSEEN.seed)
+    texts = {row[0]: row[1] for row in _rows(with_unseen)}
+    stream = generate_sentences(5, WITH_UNSEEN.min_words, WITH_UNSEEN.max_words, WITH_UNSEEN.seed, held.train)
+    # The training sentences are those a corpus without validation sentences has; the listed
+    # ones are the next distinct sentences of the same grammar.
+    assert [texts[f"demo_{i:04d}"] for i in (1, 2, 3)] == stream[:3]
+    assert [texts["demo_val_0001"], texts["demo_val_0002"]] == stream[3:]
+
+
+def test_without_validation_utterances_there_is_no_validation_txt(corpus: Path) -> None:
+    assert not (corpus / "validation.txt").exists()
+    assert "validation" not in json.loads((corpus / "corpus.json").read_text())

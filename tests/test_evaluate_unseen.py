@@ -172,3 +172,17 @@ def test_summary_and_page_show_the_unseen_figures_beside_the_validation_ones(pla
     assert '<section id="unseen">' in page
     listen = page.split('<section id="samples">')[1]
     assert sorted(planted_store[1])[0] in listen.split("<h3>Unseen sentences</h3>")[1]
+
+
+def test_eval_vocoder_utterances_caps_the_vocoder_comparison_but_not_the_validation_rows(
+    tiny_runs, tiny_store, tmp_path
+) -> None:
+    # The comparison is the costly part of a validation utterance's scoring; the in-grammar
+    # WER gap still hears every validation utterance.
+    reports = tmp_path / "reports"
+    metrics = _evaluate(
+        tiny_runs, tiny_store, tiny_store.parent / "manifest.parquet", reports, utterances=0, vocoder_utterances=1
+    )
+    validation = [r for r in _table(reports) if r["set"] == "val"]
+    assert len(validation) == metrics["utterances"] > 1
+    assert metrics["vocoder"]["griffin_lim"]["utterances"] == 1

@@ -8,7 +8,9 @@ the columns (`id|text|normalized_text`) is skipped, and left in the table's attr
 to warn about.
 
 Beside it, an optional `unseen.txt` lists ids (one per line, `#` comments) held out of training
-and validation alike: sentences evaluate scores as text the model never had (`wer.unseen`).
+and validation alike: sentences evaluate scores as text the model never had (`wer.unseen`). An
+optional `validation.txt`, in the same format, lists ids that go to the validation split
+whatever their hash draws: sentences chosen for scoring (the demo's in-grammar test set).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ HEADER_ATTR = "header"
 MAX_ID_BYTES = NAME_MAX_BYTES - 31
 # The corpus's list of held-out ids, beside metadata.csv.
 UNSEEN_FILE = "unseen.txt"
+# The corpus's list of ids that always validate, beside metadata.csv.
+VALIDATION_FILE = "validation.txt"
 
 
 class MetadataError(ValueError):
@@ -111,7 +115,12 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if header is not None:
         table.attrs[HEADER_ATTR] = header
-    table["unseen"] = table["id"].isin(read_unseen_ids(corpus, set(table["id"])))
+    known = set(table["id"])
+    unseen = read_unseen_ids(corpus, known)
+    validation = read_validation_ids(corpus, known)
+    _refuse_overlap(Path(corpus), unseen, validation)
+    table["unseen"] = table["id"].isin(unseen)
+    table["validation"] = table["id"].isin(validation)
     return table
 
 
@@ -119,7 +128,17 @@ def read_unseen_ids(corpus: Path, known: set[str]) -> set[str]:
     """The ids `<corpus>/unseen.txt` holds out (empty when there is no such file). Blank lines
     and `#` comments are skipped; an id that is not a metadata row raises MetadataError naming
     the file and line, since a mistyped id would silently leave its sentence in training."""
-    path = Path(corpus) / UNSEEN_FILE
+    return _read_id_list(Path(corpus) / UNSEEN_FILE, known, "to hold out of training")
+
+
+def read_validation_ids(corpus: Path, known: set[str]) -> set[str]:
+    """The ids `<corpus>/validation.txt` puts in the validation split (empty when there is no
+    such file), read as `read_unseen_ids` reads its file: a mistyped id would silently train on
+    a sentence meant for scoring."""
+    return _read_id_list(Path(corpus) / VALIDATION_FILE, known, "to validate on")
+
+
+def _read_id_list(path: Path, known: set[str], purpose: str) -> set[str]:
     if not path.is_file():
         return set()
     ids: set[str] = set()
@@ -129,11 +148,25 @@ def read_unseen_ids(corpus: Path, known: set[str]) -> set[str]:
             continue
         if utt_id not in known:
             raise MetadataError(
-                f"{path}:{lineno}: id {utt_id!r} is not in metadata.csv; {UNSEEN_FILE} lists ids of "
-                "metadata rows to hold out of training"
+                f"{path}:{lineno}: id {utt_id!r} is not in metadata.csv; {path.name} lists ids of metadata rows {purpose}"
             )
         ids.add(utt_id)
     return ids
+
+
+def _refuse_overlap(corpus: Path, unseen: set[str], validation: set[str]) -> None:
+    """An id cannot be both held out of validation and validated on: name the first such line."""
+    both = unseen & validation
+    if not both:
+        return
+    path = corpus / VALIDATION_FILE
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        utt_id = raw.split("#", 1)[0].strip()
+        if utt_id in both:
+            raise MetadataError(
+                f"{path}:{lineno}: id {utt_id!r} is also in {UNSEEN_FILE}; a sentence is either held out "
+                "(unseen) or validated on, not both"
+            )
 
 
 def _is_header(corpus: Path, line: str) -> bool:

@@ -54,6 +54,9 @@ DC_COLUMN = "dc_correction"
 # Rows the corpus's unseen.txt holds out of training and validation (precompute gives them the
 # UNSEEN split). Written only when some row is held out, for the same reason as DC_COLUMN.
 UNSEEN_COLUMN = "unseen"
+# Rows the corpus's validation.txt sends to the validation split whatever their hash draws.
+# Written only when some row is listed, for the same reason as DC_COLUMN.
+VALIDATION_COLUMN = "validation"
 # The warning of a row whose normalized_text was empty and whose text, spelled out, reads other
 # than as written: training on words nobody wrote down must not happen silently.
 NORMALIZED_FROM_TEXT = "normalized_from_text"
@@ -206,6 +209,9 @@ def validate_corpus(
     if accepted[UNSEEN_COLUMN].any():
         columns.append(UNSEEN_COLUMN)
         report["unseen"] = int(accepted[UNSEEN_COLUMN].sum())
+    if accepted[VALIDATION_COLUMN].any():
+        columns.append(VALIDATION_COLUMN)
+        report["validation_listed"] = int(accepted[VALIDATION_COLUMN].sum())
     manifest = accepted[columns].reset_index(drop=True)
     manifest["channels"] = manifest["channels"].astype(int)
     manifest["sample_rate"] = manifest["sample_rate"].astype(int)

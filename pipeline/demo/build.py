@@ -2,8 +2,10 @@
 folder (metadata.csv, wavs/) plus festival's true phone and word timings (alignments/) and a
 summary (corpus.json). With `unseen_utterances`, a seeded share of the grammar's words is held
 back from every training sentence, and that many sentences that use them are added under ids
-listed in unseen.txt (the unseen-words test set). The whole folder is built next to its target and renamed into place at
-the end, so a killed run never leaves half a corpus.
+listed in unseen.txt (the unseen-words test set). With `validation_utterances`, that many more
+sentences of the training grammar are listed in validation.txt: an in-grammar set large enough
+to score the WER gap against. The whole folder is built next to its target and renamed into
+place at the end, so a killed run never leaves half a corpus.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pipeline.common.atomic import atomic_path, write_json, write_text
 from pipeline.common.runtime import process_pool
 from pipeline.config import ConfigError, DemoConfig
 from pipeline.demo.festival import Timings, festival_path, synthesize_batch
-from pipeline.demo.sentences import HoldOut, generate_sentences, generate_unseen_sentences, hold_out, leaked_words
+from pipeline.demo.sentences import FULL, HoldOut, generate_sentences, generate_unseen_sentences, hold_out, leaked_words
 
 Batch = tuple[list[tuple[str, str]], str, str, int]
 
@@ -38,6 +40,8 @@ def utterance_ids(n: int, prefix: str = "demo") -> list[str]:
 # Ids of the unseen-words sentences: the main speaker's prefix first, so that a speaker regex
 # like '^(p\d+|demo)_' gives them the main speaker.
 UNSEEN_PREFIX = "demo_unseen"
+# Ids of the in-grammar sentences validation.txt lists (the same reason for the prefix).
+VALIDATION_PREFIX = "demo_val"
 
 
 def vctk_ids(speaker: int, n: int) -> list[str]:
@@ -90,11 +94,10 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
     # Fail before generating anything when festival is absent: the most common setup error.
     festival_path()
     held = _hold_out(cfg)
-    speakers = _speaker_items(cfg, held)
+    speakers, validation = _speaker_items(cfg, held)
     unseen = _unseen_items(cfg, held)
-    if unseen:
-        name, voice, rate, main_items = speakers[0]
-        speakers[0] = (name, voice, rate, main_items + unseen)
+    name, voice, rate, main_items = speakers[0]
+    speakers[0] = (name, voice, rate, main_items + validation + unseen)
     items = [item for _, _, _, speaker_items in speakers for item in speaker_items]
 
     out = Path(out)
@@ -120,10 +123,17 @@ def build_demo_corpus(cfg: DemoConfig, out: Path, workers: int) -> dict[str, Any
         write_text(tmp / "metadata.csv", "".join(f"{i}|{s}|{s}\n" for i, s in items))
         if unseen:
             write_text(tmp / "unseen.txt", "".join(f"{i}\n" for i, _ in unseen))
+        if validation:
+            write_text(tmp / "validation.txt", "".join(f"{i}\n" for i, _ in validation))
 
         summary = _summary(cfg, [s for _, s in items], list(durations.values()))
         if cfg.extra_voices:
             summary["speakers"] = _speaker_summary(speakers, durations)
+        if validation:
+            summary["validation"] = {
+                "utterances": len(validation),
+                "minutes": round(sum(durations[i] for i, _ in validation) / 60, 3),
+            }
         if held is not None:
             summary["unseen"] = {
                 "utterances": len(unseen),
@@ -146,24 +156,34 @@ def _hold_out(cfg: DemoConfig) -> HoldOut | None:
         raise ConfigError(f"params.yaml: data.demo.unseen_word_share / unseen_templates: {e}") from None
 
 
-def _speaker_items(cfg: DemoConfig, held: HoldOut | None) -> list[tuple[str, str, int, list[tuple[str, str]]]]:
-    """(speaker name, voice, sample rate, [(id, sentence)]) of each speaker, the main one first;
-    every sentence from the hold-out's training vocabulary when there is one."""
+Items = list[tuple[str, str]]
+
+
+def _speaker_items(cfg: DemoConfig, held: HoldOut | None) -> tuple[list[tuple[str, str, int, Items]], Items]:
+    """(speaker name, voice, sample rate, [(id, sentence)]) of each speaker, the main one first,
+    and the main voice's validation.txt sentences; every sentence from the hold-out's training
+    vocabulary when there is one. The validation sentences continue the main voice's stream of
+    distinct sentences, so they repeat no training sentence and leave the training ones as
+    they were without them."""
     out = []
+    validation: Items = []
     for k, (voice, n, rate, seed) in enumerate(cfg.speakers()):
         number = FIRST_EXTRA_SPEAKER + k - 1
         name, ids = ("demo", utterance_ids(n)) if k == 0 else (f"p{number}", vctk_ids(number, n))
-        if held is None:
-            sentences = generate_sentences(n, cfg.min_words, cfg.max_words, seed)
-        else:
-            sentences = generate_sentences(n, cfg.min_words, cfg.max_words, seed, held.train)
+        extra = cfg.validation_utterances if k == 0 else 0
+        vocabulary = FULL if held is None else held.train
+        sentences = generate_sentences(n + extra, cfg.min_words, cfg.max_words, seed, vocabulary)
+        if held is not None:
             # By construction nothing leaks; checked anyway, since a leak would make wer.unseen a lie.
             leaks = leaked_words(sentences, held.words)
             if leaks:
                 word, k_first = next(iter(leaks.items()))
-                raise RuntimeError(f"held-back word {word!r} is in training sentence {ids[k_first]}")
-        out.append((name, voice, rate, list(zip(ids, sentences))))
-    return out
+                named = [*ids, *utterance_ids(extra, VALIDATION_PREFIX)]
+                raise RuntimeError(f"held-back word {word!r} is in training sentence {named[k_first]}")
+        if extra:
+            validation = list(zip(utterance_ids(extra, VALIDATION_PREFIX), sentences[n:]))
+        out.append((name, voice, rate, list(zip(ids, sentences[:n]))))
+    return out, validation
 
 
 def _unseen_items(cfg: DemoConfig, held: HoldOut | None) -> list[tuple[str, str]]:

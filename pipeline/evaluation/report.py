@@ -202,7 +202,8 @@ def _vocoders(m: dict[str, Any]) -> list[str]:
         "",
         f"## Vocoders (this evaluation heard `{v['used']}`)",
         "",
-        "Copy synthesis: each vocoder on the recording's own mel, against the recording. WER gap: synthesized minus copy synthesis, heard through the same vocoder.",
+        "Copy synthesis: each vocoder on the recording's own mel, against the recording. WER gap: synthesized minus copy synthesis, heard through the same vocoder."
+        + _compared_count(v, names),
         "",
         "| vocoder | PESQ-WB | ESTOI | MCD-DTW dB | RTF, one thread | WER copy | WER synthesized | WER gap |",
         "|---|---|---|---|---|---|---|---|",
@@ -214,6 +215,12 @@ def _vocoders(m: dict[str, Any]) -> list[str]:
             f"| {_fmt(f.get('wer_copy'))} | {_fmt(f.get('wer_synthesized'))} | {_fmt(f.get('wer_gap'))} |"
         )
     return lines
+
+
+def _compared_count(v: dict[str, Any], names: list[str]) -> str:
+    """' Over N validation utterances.' when the comparison says how many (eval.vocoder_utterances)."""
+    counts = {v[n].get("utterances") for n in names} - {None}
+    return f" Over {counts.pop()} validation utterances (eval.vocoder_utterances)." if len(counts) == 1 else ""
 
 
 def _heard(rows: list[dict[str, Any]], held_back: HeldBack, unseen_rows: Sequence[dict[str, Any]] = ()) -> list[str]:

@@ -107,6 +107,15 @@ class Evaluation:
             if cfg.utterances > 0
             else [int(i) for i in all_val]
         )
+        # The vocoder comparison (copy synthesis through every vocoder, PESQ, ESTOI, two more
+        # recognitions) costs more than the rest of an utterance's scoring: a share of them
+        # answers its question, while the WER gap needs every utterance there is.
+        chosen = np.asarray(self.indices, dtype=np.int64)
+        self.compared = (
+            set(spread_over_speakers(chosen, self.speaker_codes[chosen], cfg.vocoder_utterances))
+            if cfg.vocoder_utterances > 0
+            else set(self.indices)
+        )
         all_unseen = np.flatnonzero(self.store.array("split") == UNSEEN)
         self.unseen_indices = (
             spread_over_speakers(all_unseen, self.speaker_codes[all_unseen], cfg.unseen_utterances)
@@ -290,7 +299,11 @@ class Evaluation:
         if self.recognizer is not None:
             row["heard_truth"] = self.recognizer.transcribe(truth, self.sample_rate)
             heard = (row["heard_synthesized"], row["heard_vocoded_truth"])
-        others = self.comparison.add(truth, true_mel, mel, row["text"], (vocoded_truth, wave), heard)
+        others = (
+            self.comparison.add(truth, true_mel, mel, row["text"], (vocoded_truth, wave), heard)
+            if i in self.compared
+            else {}
+        )
         self.waves[i] = {"synthesized": wave, "vocoded_truth": vocoded_truth, "truth": truth, **others}
         self.mels[i] = (mel, true_mel)
         self.seconds["audio"] += len(wave) / self.sample_rate

@@ -1,6 +1,7 @@
 """Griffin-Lim and the trained vocoder side by side (eval.json `vocoder.<name>.*`).
 
-For every evaluated utterance each vocoder turns two mels into speech: the recording's own mel
+For each of the first `eval.vocoder_utterances` evaluated utterances (all of them at 0) each
+vocoder turns two mels into speech: the recording's own mel
 (copy synthesis: how close the vocoder alone gets to the recording) and the acoustic model's
 free-running mel (what a user hears). Copy synthesis is scored against the recording with
 PESQ-WB, ESTOI and MCD-DTW, timed on one thread, and heard by the recognizer; the synthesized
@@ -139,6 +140,7 @@ class VocoderComparison:
         for name, t in self.tallies.items():
             rate = self.vocoders[name].sample_rate
             figures: dict[str, Any] = {
+                "utterances": len(t.mcd),
                 "pesq_wb": float(np.mean(t.pesq)) if t.pesq else None,
                 "estoi": float(np.mean(t.estoi)) if t.estoi else None,
                 "mcd": float(np.mean(t.mcd)) if t.mcd else None,

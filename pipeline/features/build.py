@@ -74,7 +74,10 @@ class FeatureBuild:
         self.tokens = [encode(s, self.table) for s in self.symbols]
         # A manifest without the column has no held-out rows (validate writes it only when some are).
         unseen = self.manifest["unseen"].tolist() if "unseen" in self.manifest.columns else None
-        self.splits = split_corpus(self.ids, self.manifest["speaker"].tolist(), cfg.val_share, cfg.split_salt, unseen)
+        listed = self.manifest["validation"].tolist() if "validation" in self.manifest.columns else None
+        self.splits = split_corpus(
+            self.ids, self.manifest["speaker"].tolist(), cfg.val_share, cfg.split_salt, unseen, listed
+        )
 
     def plan(self) -> None:
         """Open the partial store for these inputs: resumed when its fingerprint matches."""

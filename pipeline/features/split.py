@@ -9,7 +9,8 @@ own ids, so it moves only when utterances of that same speaker are added.
 
 A third set is the corpus's own choice, not the hash's: ids the corpus lists in `unseen.txt`
 (see pipeline/data/metadata.py) are UNSEEN, sentences kept out of training and validation
-alike so that evaluate can score text the model never had (`wer.unseen`).
+alike so that evaluate can score text the model never had (`wer.unseen`); ids it lists in
+`validation.txt` are VAL whatever their draw (sentences chosen for scoring).
 """
 
 from __future__ import annotations
@@ -40,13 +41,17 @@ def split_corpus(
     val_share: float,
     salt: str,
     unseen: Sequence[bool] | None = None,
+    validation: Sequence[bool] | None = None,
 ) -> np.ndarray:
-    """TRAIN/VAL/UNSEEN codes of a corpus: UNSEEN where `unseen` says so, else `split_of` per
-    id; then every speaker with at least two trainable utterances and none in validation gives
-    its lowest-draw one to validation (with val_share 0 nothing is moved: no validation was
-    asked for). An unseen utterance never counts as a speaker's validation."""
+    """TRAIN/VAL/UNSEEN codes of a corpus: UNSEEN where `unseen` says so, VAL where `validation`
+    (the corpus's validation.txt) says so, else `split_of` per id; then every speaker with at
+    least two trainable utterances and none in validation gives its lowest-draw one to
+    validation (with val_share 0 nothing is moved: no validation was asked for). An unseen
+    utterance never counts as a speaker's validation."""
     draws = np.array([split_draw(i, salt) for i in ids])
     splits = np.where(draws < val_share, VAL, TRAIN).astype(np.int8)
+    if validation is not None:
+        splits[np.asarray(validation, dtype=bool)] = VAL
     held = np.zeros(len(ids), dtype=bool) if unseen is None else np.asarray(unseen, dtype=bool)
     splits[held] = UNSEEN
     if val_share <= 0:
