@@ -11,7 +11,7 @@ import yaml
 from helpers import tiny_params
 from pipeline.doctor import main as doctor_main
 from pipeline.evaluation.data_checks import check_alignment, check_checkpoint, check_store, check_validation
-from pipeline.evaluation.run_checks import check_free_running, check_run
+from pipeline.evaluation.run_checks import check_free_running, check_run, check_unseen_words
 from pipeline.evaluation.verdicts import OK, PROBLEM, WARNING
 
 CLEAN = {
@@ -306,3 +306,28 @@ def test_utterances_that_do_not_end_on_time_are_flagged(tmp_path) -> None:
 
 def test_a_run_without_free_running_figures_gets_no_free_running_checks(tmp_path) -> None:
     assert check_free_running(_history(tmp_path, **{"train/loss": [3, 2]})) == []
+
+
+def test_unseen_sentences_read_clearly_worse_than_the_validation_ones_are_flagged(tmp_path) -> None:
+    live = _history(tmp_path, **{"free/mel_distance": [0.6, 0.40], "free_unseen/mel_distance": [0.7, 0.56]})
+    (check,) = check_unseen_words(live)
+    assert check.verdict == WARNING and "0.560 on the unseen sentences against 0.400" in check.evidence
+    assert "1.40x" in check.evidence and "doctor --text" in check.fix
+
+
+def test_unseen_sentences_within_the_bar_of_the_validation_ones_are_ok(tmp_path) -> None:
+    live = _history(tmp_path, **{"free/mel_distance": [0.6, 0.40], "free_unseen/mel_distance": [0.9, 0.50]})
+    assert [c.verdict for c in check_unseen_words(live)] == [OK]
+
+
+def test_a_run_without_unseen_sentences_gets_no_unseen_words_check(tmp_path) -> None:
+    assert check_unseen_words(_history(tmp_path, **{"free/mel_distance": [0.5, 0.4]})) == []
+
+
+def test_the_scored_sentences_are_counted_and_too_few_validation_ones_warned(tiny_store, tiny_unseen_store) -> None:
+    from pipeline.evaluation.data_checks import check_scored_sets
+
+    (few,) = check_scored_sets(tiny_store)
+    assert few.verdict == WARNING and "validation.txt" in few.fix and "no unseen sentences" in few.evidence
+    (enough,) = check_scored_sets(tiny_unseen_store, min_validation=1)
+    assert enough.verdict == OK and "2 unseen" in enough.evidence

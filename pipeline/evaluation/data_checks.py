@@ -176,6 +176,39 @@ def check_store(store_path: Path, min_symbol_count: int, max_frames: int) -> lis
     return checks
 
 
+def check_scored_sets(store_path: Path, min_validation: int = 80) -> list[Check]:
+    """How many sentences evaluate's figures rest on: the validation split (the in-grammar WER
+    gap) and the unseen one (`wer.unseen`). A warning below `min_validation` validation
+    utterances: the gap's 95% interval is then wider than about ±0.03 (on the demo ±0.055 at 25
+    utterances, ±0.03 at 100), so one run's gap is a draw."""
+    from pipeline.features.split import TRAIN, UNSEEN, VAL
+    from pipeline.features.store import FeatureStore
+
+    if not store_path.exists():
+        return []
+    split = FeatureStore(store_path).array("split")
+    train, val, unseen = (int((split == code).sum()) for code in (TRAIN, VAL, UNSEEN))
+    evidence = f"{val} validation utterance(s), {train} training"
+    evidence += (
+        f", {unseen} unseen (scored apart as wer.unseen)"
+        if unseen
+        else "; no unseen sentences (no unseen.txt: evaluate cannot say how the voice reads words training never had)"
+    )
+    few = val < min_validation
+    return [
+        Check(
+            "data",
+            "scored sentences",
+            WARNING if few else OK,
+            evidence,
+            f"fewer than {min_validation} validation utterances make the WER gap a draw: list sentences to validate on "
+            "in validation.txt beside metadata.csv, or raise features.val_share (docs/corpus.md)"
+            if few
+            else "",
+        )
+    ]
+
+
 def check_store_integrity(store_path: Path, listed: int = 10) -> list[Check]:
     """Every chunk of every array in the store decodes (each decoded once); the damaged ones are
     named with their array, chunk and file (the first `listed` of them). Nothing to say of a

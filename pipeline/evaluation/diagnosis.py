@@ -20,13 +20,20 @@ from pipeline.evaluation.data_checks import (
     check_alignment,
     check_checkpoint,
     check_diphone_coverage,
+    check_scored_sets,
     check_store,
     check_store_integrity,
     check_text_coverage,
     check_validation,
 )
 from pipeline.evaluation.model_diagnosis import check_model
-from pipeline.evaluation.run_checks import check_attention, check_free_running, check_lr_find, check_run
+from pipeline.evaluation.run_checks import (
+    check_attention,
+    check_free_running,
+    check_lr_find,
+    check_run,
+    check_unseen_words,
+)
 from pipeline.evaluation.speaker_checks import check_speakers
 from pipeline.evaluation.verdicts import PROBLEM, WARNING, Check
 from pipeline.evaluation.vocoder_checks import check_vocoder
@@ -67,6 +74,7 @@ def review(
         + check_alignment(read_json(reports / "precompute.json"))
         + integrity
         + (check_store(store_path, min_symbol_count, max_frames) if intact else [])
+        + (check_scored_sets(store_path) if intact else [])
         + (check_diphone_coverage(store_path) if intact else [])
     )
     if script is not None and intact:
@@ -82,7 +90,8 @@ def review(
         checks.append(
             Check("model", "model checks", WARNING, f"not run: {store_path} is damaged", integrity[0].fix + " first")
         )
-    checks += check_attention(live_dir) + check_free_running(live_dir) + check_run(live_dir)
+    checks += check_attention(live_dir) + check_free_running(live_dir) + check_unseen_words(live_dir)
+    checks += check_run(live_dir)
     # The params' train.lr when given (what the next run will use), else the report's own.
     configured_lr = train_config(params).lr if params is not None else None
     checks += check_lr_find(read_json(reports / "lr_find.json"), configured_lr)

@@ -189,6 +189,34 @@ def check_free_running(live_dir: Path, max_gap_share: float = 0.5, min_on_time: 
     ]
 
 
+def check_unseen_words(live_dir: Path, max_ratio: float = 1.3) -> list[Check]:
+    """Free-running synthesis of the unseen sentences (`free_unseen/*`, text whose words training
+    never had) against the validation ones (`free/*`) at the last validation: a warning when the
+    unseen sentences' mel distance is more than `max_ratio` times the in-grammar one (the bar
+    issue 33 set for the WER gaps). Nothing to say of a run whose store has no unseen sentences."""
+    metrics = live_dir / "plots" / "metrics"
+    steps, unseen = read_series(metrics / "free_unseen" / "mel_distance.tsv")
+    _, seen = read_series(metrics / "free" / "mel_distance.tsv")
+    if len(unseen) == 0 or len(seen) == 0:
+        return []
+    ratio = float(unseen[-1] / seen[-1]) if seen[-1] > 0 else float("inf")
+    worse = ratio > max_ratio
+    return [
+        Check(
+            "model",
+            "unseen words",
+            WARNING if worse else OK,
+            f"free-running mel distance {unseen[-1]:.3f} on the unseen sentences against {seen[-1]:.3f} on the "
+            f"validation ones at step {int(steps[-1])} ({ratio:.2f}x; {max_ratio:.2f}x is the bar)",
+            "the voice reads words its training text never had worse than the ones it had: broaden the recording "
+            "script (hamgara doctor --text your_script.txt lists the diphones it lacks; docs/corpus.md) and read "
+            "wer.unseen in reports/eval.json with its interval"
+            if worse
+            else "",
+        )
+    ]
+
+
 def check_lr_find(report: dict[str, Any] | None, configured_lr: float | None, max_ratio: float = 5.0) -> list[Check]:
     """train.lr against the LR range test's suggestion: a warning when it is more than
     `max_ratio` times away either way. `configured_lr` is the params' train.lr (None: the one
