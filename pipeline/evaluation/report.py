@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.common.atomic import write_json, write_text, write_wav
 from pipeline.common.figures import attention_figure, mel_comparison_figure
 from pipeline.config import EvalConfig
-from pipeline.evaluation.report_page import unseen_rows, write_page
+from pipeline.evaluation.report_page import stop_phrase, unseen_rows, write_page
 from pipeline.features.store import FeatureStore
 
 # (text, wave, what the recognizer heard or None) per held-back sentence.
@@ -135,7 +135,7 @@ def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
             f"| attention alignment error | {_fmt(m['alignment_error'])} tokens | teacher-forced attention vs durations |"
         )
     if "stop" in m:
-        lines.append(f"| stop token | {_stops(m['stop'])} | ±{cfg.stop_tolerance:.0%} of the recorded length |")
+        lines.append(f"| stop token | {stop_phrase(m['stop'])} | ±{cfg.stop_tolerance:.0%} of the recorded length |")
     if "wer" in m:
         w = m["wer"]
         lines.append(f"| WER synthesized | {_fmt(w['synthesized'])} | pocketsphinx on the synthesized audio |")
@@ -159,15 +159,6 @@ def _optional_rows(m: dict[str, Any], cfg: EvalConfig) -> list[str]:
         if "held_back" in w:
             lines.append(f"| WER held-back sentences | {_fmt(w['held_back'])} | sentences from no corpus |")
     return lines
-
-
-def _stops(stop: dict[str, int] | None) -> str:
-    """Stop-token outcomes as a phrase: "3 on time, 1 early, 0 late, 0 never"."""
-    return (
-        "–"
-        if stop is None
-        else f"{stop['on_time']} on time, {stop['early']} early, {stop['late']} late, {stop['never']} never"
-    )
 
 
 def _unseen(m: dict[str, Any]) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline.common.atomic import write_text
+from pipeline.evaluation.free_running import STOP_OUTCOMES
 
 PAGE = "index.html"
 SAMPLES = "samples"
@@ -358,10 +359,11 @@ def _interval(wer: dict[str, Any]) -> str:
     return shown if low is None or high is None else f"{shown} ({_num(low)} to {_num(high)})"
 
 
-def _stops(stop: Any) -> str:
+def stop_phrase(stop: Any) -> str:
+    """Stop-token outcomes as a phrase ("3 on time, 1 early, 0 late, 0 never"); "–" without them."""
     if not isinstance(stop, dict):
         return "–"
-    return ", ".join(f"{stop.get(k, 0)} {k.replace('_', ' ')}" for k in ("on_time", "early", "late", "never"))
+    return ", ".join(f"{stop.get(k, 0)} {k.replace('_', ' ')}" for k in STOP_OUTCOMES)
 
 
 def unseen_rows(m: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -376,7 +378,7 @@ def unseen_rows(m: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("length ratio error", _num(m.get("length_ratio_error")), _num(unseen.get("length_ratio_error"))),
     ]
     if "stop" in unseen:
-        rows.append(("stop token", _stops(m.get("stop")), _stops(unseen["stop"])))
+        rows.append(("stop token", stop_phrase(m.get("stop")), stop_phrase(unseen["stop"])))
     wer, unseen_wer = m.get("wer"), _get(m, "wer", "unseen")
     if isinstance(wer, dict) and isinstance(unseen_wer, dict):
         rows += [
