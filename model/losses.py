@@ -29,6 +29,7 @@ not lose the small differences the losses are made of.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import torch
@@ -304,7 +305,7 @@ class LossTerms:
 def combine(
     raw: dict[str, torch.Tensor | None],
     weights: LossWeights,
-    factors: dict[str, float] | None = None,
+    factors: Mapping[str, float | torch.Tensor] | None = None,
     kl_scale: float = 1.0,
 ) -> LossTerms:
     """Weight the raw loss terms and sum them.
@@ -327,6 +328,10 @@ def combine(
         scale = getattr(weights, name) * factors.get(name, 1.0)
         if name == "kl":
             scale *= kl_scale
+        if isinstance(scale, torch.Tensor):
+            # A device factor (AdaptiveWeights.device_factors) is float64: rounded to the
+            # term's dtype first, as a Python float scale is, so the product is the same.
+            scale = scale.to(value.dtype)
         kept[name] = value
         weighted[name] = scale * value
     if weighted:
@@ -362,7 +367,9 @@ class AdaptiveWeights:
     average unchanged.
     """
 
-    def __init__(self, names: list[str], ema: float, bound: float, strength: float) -> None:
+    def __init__(
+        self, names: list[str], ema: float, bound: float, strength: float, device: torch.device | str = "cpu"
+    ) -> None:
         if not 0.0 < ema <= 1.0:
             raise ValueError(f"ema must be in (0, 1], got {ema}")
         if bound < 1.0:
@@ -373,41 +380,79 @@ class AdaptiveWeights:
         self.ema = ema
         self.bound = bound
         self.strength = strength
-        self.averages: dict[str, float] = {}
+        # The state lives on the training device as float64 tensors, so the trainer updates it
+        # and reads the factors without a host sync; float64 so that the arithmetic is the
+        # Python-float arithmetic it replaced (the products and sums round identically).
+        self._avg = torch.zeros(len(self.names), dtype=torch.float64, device=device)
+        self._seen = torch.zeros(len(self.names), dtype=torch.bool, device=device)
+        # The order the terms were first offered in: G's log-sum adds them in that order, as
+        # the sum over a dict in insertion order did.
+        self._order: list[int] = []
 
-    def update(self, weighted_terms: dict[str, float]) -> dict[str, float]:
+    def _index(self, name: str) -> int:
+        if name not in self.names:
+            raise KeyError(f"unknown loss term {name!r}; expected one of {self.names}")
+        return self.names.index(name)
+
+    def update(self, weighted_terms: Mapping[str, float]) -> dict[str, float]:
         """Fold this step's weighted term magnitudes into the averages; return a factor per name."""
-        for name, value in weighted_terms.items():
-            if name not in self.names:
-                raise KeyError(f"unknown loss term {name!r}; expected one of {self.names}")
-            x = abs(float(value))
-            if not math.isfinite(x):
-                continue
-            old = self.averages.get(name)
-            self.averages[name] = x if old is None else (1.0 - self.ema) * old + self.ema * x
+        values = {k: torch.tensor(float(v), dtype=torch.float64) for k, v in weighted_terms.items()}
+        self.update_on_device(values)
         return self.factors()
+
+    def update_on_device(self, weighted_terms: Mapping[str, torch.Tensor], valid: torch.Tensor | None = None) -> None:
+        """`update` on 0-dim tensors without reading them on the host: every term of a step
+        where the boolean tensor `valid` is False keeps its average, as a non-finite one does."""
+        index = [self._index(name) for name in weighted_terms]
+        for i in index:
+            if i not in self._order:
+                self._order.append(i)
+        nan = torch.full((), math.nan, dtype=torch.float64, device=self._avg.device)
+        # One vector over all names: an absent term is NaN, so "absent" and "non-finite" take
+        # the same path (the average stays), with no index tensor to copy to the device.
+        given = dict(zip(index, weighted_terms.values()))
+        x = torch.stack(
+            [given[i].to(self._avg.device, torch.float64) if i in given else nan for i in range(len(self.names))]
+        )
+        x = x.abs()
+        keep = ~torch.isfinite(x)
+        if valid is not None:
+            keep = keep | ~valid
+        moved = (1.0 - self.ema) * self._avg + self.ema * x
+        new = torch.where(self._seen, moved, x)
+        self._avg = torch.where(keep, self._avg, new)
+        self._seen = self._seen | ~keep
+
+    def device_factors(self) -> dict[str, torch.Tensor]:
+        """The current factor per name as 0-dim float64 tensors on the state's device (1.0
+        for names not seen yet), without updating and without a host read."""
+        # A floor on the averages: a term that is exactly 0 would make log and the ratio
+        # infinite; the clamp to `bound` gives it the same factor anyway.
+        logs = torch.log(torch.clamp_min(self._avg, 1e-30))
+        zero = torch.zeros((), dtype=torch.float64, device=self._avg.device)
+        log_sum = zero
+        for i in self._order:  # in first-seen order: the same rounding as a sequential sum
+            log_sum = log_sum + torch.where(self._seen[i], logs[i], zero)
+        log_g = log_sum / self._seen.sum()
+        log_bound = math.log(self.bound)
+        # Clamped in log space, so huge ratios cannot overflow before the clamp.
+        factors = torch.exp(torch.clamp(self.strength * (log_g - logs), -log_bound, log_bound))
+        factors = torch.where(self._seen, factors, torch.ones_like(factors))
+        return dict(zip(self.names, factors.unbind()))
 
     def factors(self) -> dict[str, float]:
         """The current factor per name (1.0 for names not seen yet), without updating."""
-        # A floor on the averages: a term that is exactly 0 would make log and the ratio
-        # infinite; the clamp to `bound` gives it the same factor anyway.
-        logs = {k: math.log(max(v, 1e-30)) for k, v in self.averages.items()}
-        if not logs:
-            return {name: 1.0 for name in self.names}
-        log_g = sum(logs.values()) / len(logs)
-        log_bound = math.log(self.bound)
-        out = {}
-        for name in self.names:
-            if name not in logs:
-                out[name] = 1.0
-                continue
-            # Clamped in log space, so huge ratios cannot overflow before the clamp.
-            out[name] = math.exp(min(log_bound, max(-log_bound, self.strength * (log_g - logs[name]))))
-        return out
+        return dict(zip(self.names, torch.stack(list(self.device_factors().values())).tolist()))
+
+    @property
+    def averages(self) -> dict[str, float]:
+        """The running average per term seen so far (a host read)."""
+        avg, seen = self._avg.tolist(), self._seen.tolist()
+        return {self.names[i]: avg[i] for i in self._order if seen[i]}
 
     def state_dict(self) -> dict[str, object]:
         """The running averages (and the names they belong to), for a checkpoint."""
-        return {"names": list(self.names), "averages": dict(self.averages)}
+        return {"names": list(self.names), "averages": self.averages}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore the averages from `state_dict()`; ema, bound and strength stay as constructed
@@ -416,4 +461,7 @@ class AdaptiveWeights:
         unknown = set(averages) - set(self.names)
         if unknown:
             raise KeyError(f"checkpoint has averages for unknown terms {sorted(unknown)}")
-        self.averages = {k: float(v) for k, v in averages.items()}
+        self._order = [self.names.index(k) for k in averages]
+        avg = [float(averages.get(name, 0.0)) for name in self.names]
+        self._avg = torch.tensor(avg, dtype=torch.float64, device=self._avg.device)
+        self._seen = torch.tensor([name in averages for name in self.names], device=self._avg.device)

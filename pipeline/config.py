@@ -923,6 +923,7 @@ class TrainConfig(Checked):
     convergence_window: int = at_least(2)  # a slope needs two points
     max_steps: int = at_least(1)
     max_nonfinite: int = at_least(1)
+    log_every: int = at_least(1)  # steps between the host reads of the device-side step figures
     checkpoint_every: int = at_least(1)
     seed: int = at_least(0)
     device: str = device()

@@ -54,6 +54,14 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return (t / self.world_size).tolist()
 
+    def sum_on_device(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` summed over ranks, in place and without a host read (NCCL queues the reduction
+        on the current stream; the host goes on). `t` lives on the training device, which is
+        the collective's device (CUDA under NCCL, CPU under gloo)."""
+        if self.active:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
     def gather(self, value: float) -> list[float]:
         """`value` from every rank, in rank order."""
         if not self.active:

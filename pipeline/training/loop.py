@@ -76,7 +76,9 @@ def run_identity(params: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any
     """What a checkpoint must match to be resumed: model and train params, and the data."""
     data = {k: attrs[k] for k in (*SYNTHESIS_ATTRS, "ids", "features", "align")}
     digest = stable_hash(data)
-    train = {k: v for k, v in params["train"].items() if k != "max_steps"}
+    # max_steps: "train longer" is the same run; log_every changes when figures are read, not
+    # what is trained.
+    train = {k: v for k, v in params["train"].items() if k not in ("max_steps", "log_every")}
     return {"model": params["model"], "train": train, "data": digest}
 
 
@@ -249,6 +251,9 @@ class TrainingRun:
         self.stopped_early = False
         self.live: Any = None
         self.bar: Any = None
+        # The host-side figures of the steps not yet read from the device: frames, wall
+        # seconds, padding share (and GPU figures) per step.
+        self.host_figures: list[dict[str, float]] = []
 
     def _set_up(self) -> None:
         """Device, seed, store, model (DDP-wrapped under torchrun) and trainer."""
@@ -388,28 +393,66 @@ class TrainingRun:
         return False
 
     def _step(self, group: list[TTSBatch], paddings: list[float], t0: float) -> None:
-        """One optimizer step over a group of micro-batches, logged; validates when due."""
+        """One optimizer step over a group of micro-batches, queued on the device without a host
+        read; every `log_every` steps (and before a validation or checkpoint, and at the last
+        step) the pending steps are read and logged. Validates when due."""
+        # The batch is still on the host: counting its frames reads no device value.
         frames = sum(int(b.frame_mask.sum()) for b in group)
-        log = self.trainer.train_step(group)
-        dt = time.perf_counter() - t0
-        log.update({"frames_per_s": frames / dt, "padding_share": float(np.mean(paddings))})
+        self.trainer.step_on_device(group)
+        step = self.trainer.step
+        host = {"frames": float(frames), "padding_share": float(np.mean(paddings))}
         if self.device.type == "cuda":
-            _add_gpu_figures(log)
-        if self.live is not None:
-            for k, v in log.items():
-                if np.isfinite(v):
-                    self.live.log_metric(f"train/{k}", v)
+            _add_gpu_figures(host)
+        self.host_figures.append(host)
         # The last step is validated too: a run whose max_steps is not a multiple of val_every
         # (a short `-S train.max_steps=100`, a "train longer" resume) would otherwise end with
         # its last val_every steps unjudged, or with no best.pt at all.
-        due = self.trainer.step % self.cfg.val_every == 0 or self.trainer.step == self.cfg.max_steps
+        due = step % self.cfg.val_every == 0 or step == self.cfg.max_steps
         validated = bool(self.val_batches and due)
+        read = (
+            validated
+            or step % self.cfg.log_every == 0
+            or step % self.cfg.checkpoint_every == 0
+            or step == self.cfg.max_steps
+        )
+        if read:
+            self._read_and_log(t0)
+        else:
+            host["seconds"] = time.perf_counter() - t0
         if validated:
             self._validate_and_save()
-        if self.live is not None:
+        if read and self.live is not None:
             _end_live_step(self.live, validated)
         self.bar.update(1)
-        self.bar.set_postfix(loss=f"{log.get('loss_ema', float('nan')):.3f}", lr=f"{log['lr']:.1e}")
+
+    def _read_and_log(self, t0: float | None = None) -> int:
+        """Read the pending steps from the device (one transfer, Trainer.read_logs), log each
+        step's row at its own dvclive step, update the progress bar's figures; the number of
+        rows. `t0`: when the current step started, if it is one of them. A max_nonfinite streak
+        raises TrainingAborted here."""
+        rows = self.trainer.read_logs()
+        host, self.host_figures = self.host_figures, []
+        if t0 is not None:
+            # After the read: it is where the host waits for the steps queued since the last.
+            host[-1]["seconds"] = time.perf_counter() - t0
+        if not rows:
+            return 0
+        # Throughput over the interval: per-step wall times between reads are launch times on
+        # a GPU, only their sum (the read's wait included) is the device's.
+        frames_per_s = sum(h["frames"] for h in host) / max(sum(h["seconds"] for h in host), 1e-9)
+        first = self.trainer.step - len(rows)
+        for i, (log, fig) in enumerate(zip(rows, host)):
+            log.update({k: v for k, v in fig.items() if k not in ("frames", "seconds")})
+            log["frames_per_s"] = frames_per_s
+            if self.live is not None:
+                # dvclive step k - 1 holds optimizer step k's row (run_log.trim_history).
+                self.live.step = first + i
+                for k, v in log.items():
+                    if np.isfinite(v):
+                        self.live.log_metric(f"train/{k}", v)
+        last = rows[-1]
+        self.bar.set_postfix(loss=f"{last.get('loss_ema', float('nan')):.3f}", lr=f"{last['lr']:.1e}")
+        return len(rows)
 
     def _validate_and_save(self) -> None:
         """Validate, log, keep best.pt on a new best val_mel_loss, note early stopping."""
@@ -450,7 +493,9 @@ class TrainingRun:
         )
 
     def _interrupt(self) -> None:
-        """Save last.pt, close the outputs and raise KeyboardInterrupt."""
+        """Log the steps not read yet, save last.pt, close the outputs and raise KeyboardInterrupt."""
+        if self._read_and_log() and self.live is not None:
+            _end_live_step(self.live, False)
         self._checkpoint()
         self.bar.close()
         if self.live is not None:
@@ -459,6 +504,9 @@ class TrainingRun:
 
     def _finish(self) -> dict[str, Any]:
         """Final last.pt, the check that the ranks hold the same weights, and the summary."""
+        # Every way here (max_steps, early stopping) has just read the steps; this is a guard.
+        if self._read_and_log() and self.live is not None:
+            _end_live_step(self.live, False)
         self.bar.close()
         self._checkpoint()
         digests = self.ctx.gather(parameter_digest(self.model))

@@ -9,13 +9,22 @@ norm (reporting it before clipping), and skips the update when the loss or the g
 not finite — aborting after `max_nonfinite` such steps in a row. `validate` computes
 `val_mel_loss` and feeds the plateau reducer and early stopping. Every piece of state is in
 `state_dict`, so a resumed run continues exactly.
+
+Host syncs: `step_on_device` never reads a device value on the host (on a GPU each read would
+stall the launch queue). The losses, grad norm and skip counts stay on the device, the skip
+happens inside the fused AdamW kernel (`found_inf`), the adaptive weights are device tensors.
+`read_logs` reads every pending step in one transfer and replays them into the loss EMA and
+convergence tracker; the train loop calls it every `train.log_every` steps (docs/training.md,
+"Host syncs per step"). `train_step` is both at once, for the callers that want each row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -34,6 +43,25 @@ from pipeline.training.schedule import ScheduleConfig, lr_at
 
 class TrainingAborted(RunAborted):
     """Too many non-finite steps in a row: the run cannot recover by skipping."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _PendingStep:
+    """A step taken and not read yet: what the host knew (step, LR, KL scale, the loss keys)
+    and one float64 device vector of what it did not: [finite, grad_norm, skipped, streak,
+    total, raw terms..., weighted terms..., adaptive factors...]."""
+
+    step: int
+    lr: float
+    kl_scale: float
+    raw_keys: list[str]
+    weighted_keys: list[str]
+    factor_keys: list[str]
+    figures: torch.Tensor
+
+    @property
+    def width(self) -> int:
+        return 5 + len(self.raw_keys) + len(self.weighted_keys) + len(self.factor_keys)
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -75,7 +103,7 @@ class Trainer:
         self.dtype = amp_dtype(device, cfg.mixed_precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         self.adaptive = (
-            AdaptiveWeights(list(LOSS_TERMS), cfg.loss_ema, cfg.adaptive_bound, cfg.adaptive_strength)
+            AdaptiveWeights(list(LOSS_TERMS), cfg.loss_ema, cfg.adaptive_bound, cfg.adaptive_strength, device)
             if cfg.adaptive_loss_weights
             else None
         )
@@ -84,14 +112,24 @@ class Trainer:
         self.plateau = PlateauReducer(cfg.plateau_factor, cfg.plateau_patience, cfg.early_stop_min_delta)
         self.early = EarlyStopping(cfg.early_stop_patience, cfg.early_stop_min_delta)
         self.step = 0
+        # The skip count and the streak of skips in a row live on the device (the step adds to
+        # them without a host read); `skipped` and `nonfinite_streak` are their values as of
+        # the last read.
+        self._skipped = torch.zeros((), dtype=torch.int64, device=device)
+        self._streak = torch.zeros((), dtype=torch.int64, device=device)
         self.skipped = 0
         self.nonfinite_streak = 0
+        # Steps taken and not yet read, and rows read (by state_dict) but not yet returned.
+        self._pending: list[_PendingStep] = []
+        self._unreturned: list[dict[str, float]] = []
         # The LR range test (pipeline/training/lr_range.py) sets each step's LR itself: when
         # not None this replaces the schedule and the plateau scale. Not training state, so
         # it is not in state_dict.
         self.lr_override: float | None = None
 
-    def _forward(self, batch: TTSBatch, factors: dict[str, float] | None, kl_scale: float) -> tuple[Any, dict]:
+    def _forward(
+        self, batch: TTSBatch, factors: Mapping[str, float | torch.Tensor] | None, kl_scale: float
+    ) -> tuple[Any, dict]:
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             out = self.forward_module(batch, self.sampling_probability(), self.cfg.input_noise)
         raw = raw_losses(out, batch, self.settings)
@@ -105,21 +143,110 @@ class Trainer:
         return self.cfg.scheduled_sampling * (1.0 if ramp == 0 else min(1.0, self.step / ramp))
 
     def train_step(self, micro_batches: list[TTSBatch]) -> dict[str, float]:
-        """One optimizer step over the micro-batches; returns what to log."""
+        """One optimizer step over the micro-batches, read at once; returns what to log.
+
+        `step_on_device` then `read_logs`: the host waits for the step. Steps taken with
+        `step_on_device` and not read yet are read too (and folded into the EMA, tracker and
+        skip counts); only this step's row is returned."""
+        self.step_on_device(micro_batches)
+        return self.read_logs()[-1]
+
+    def step_on_device(self, micro_batches: list[TTSBatch]) -> None:
+        """One optimizer step over the micro-batches with no host read of a device value.
+
+        The losses, grad norm, skip flag and skip counts stay on the device until `read_logs`;
+        a non-finite loss or gradient skips the update inside the fused optimizer (its
+        `found_inf`), so the host never has to know in time."""
         lr, kl_scale, factors = self._begin_step()
-        finite, total, raw_sum, weighted_sum = self._accumulate(micro_batches, factors, kl_scale)
-        grad_norm = self._clip_gradients() if finite else float("nan")
-        finite = finite and math.isfinite(grad_norm)
+        loss_ok, total, raw_sum, weighted_sum = self._accumulate(micro_batches, factors, kl_scale)
+        grad_norm = self._clip_gradients()
+        finite = loss_ok & torch.isfinite(grad_norm)
         self._update_or_skip(finite)
         self.scaler.update()
-        log: dict[str, float] = {"lr": lr, "grad_norm": grad_norm, "kl_scale": kl_scale, "skipped_steps": self.skipped}
-        if finite:
-            log.update(self._loss_log(total, raw_sum, weighted_sum, factors))
+        if self.adaptive is not None:
+            # The factors' input excludes the factors and the KL annealing, or they would
+            # feed back into themselves.
+            base = {k: getattr(self.weights, k) * v for k, v in raw_sum.items()}
+            self.adaptive.update_on_device(base, valid=finite)
+        nan = torch.full((), math.nan, dtype=torch.float64, device=self.device)
+        figures = [
+            finite.to(torch.float64),
+            torch.where(loss_ok, grad_norm.to(torch.float64), nan),
+            self._skipped.to(torch.float64),
+            self._streak.to(torch.float64),
+            total,
+            *raw_sum.values(),
+            *weighted_sum.values(),
+            *(factors.values() if factors is not None else ()),
+        ]
+        self._pending.append(
+            _PendingStep(
+                step=self.step,
+                lr=lr,
+                kl_scale=kl_scale,
+                raw_keys=list(raw_sum),
+                weighted_keys=list(weighted_sum),
+                factor_keys=list(factors) if factors is not None else [],
+                figures=torch.stack(figures),
+            )
+        )
         self.step += 1
+
+    def read_logs(self) -> list[dict[str, float]]:
+        """Every step's figures since the last read, in one device-to-host transfer, as the
+        rows `train_step` returns; replays each step's loss into the EMA and convergence
+        tracker in order and updates `skipped` and `nonfinite_streak`.
+
+        Raises TrainingAborted (naming the step) when `max_nonfinite` steps in a row were
+        skipped: with reads every `log_every` steps, up to that many steps after it happened."""
+        rows, self._unreturned = self._unreturned + self._drain(), []
+        return rows
+
+    def _drain(self) -> list[dict[str, float]]:
+        """Read and replay the pending steps (see `read_logs`)."""
+        if not self._pending:
+            return []
+        pending, self._pending = self._pending, []
+        # The one host read: every pending step's figures together.
+        values = torch.cat([p.figures for p in pending]).tolist()
+        rows, at = [], 0
+        for p in pending:
+            n = p.width
+            rows.append(self._row(p, values[at : at + n]))
+            at += n
+        return rows
+
+    def _row(self, p: _PendingStep, v: list[float]) -> dict[str, float]:
+        """One step's log row from its read figures; the host-side monitors advance here."""
+        finite, grad_norm, skipped, streak, total = v[:5]
+        self.skipped, self.nonfinite_streak = int(skipped), int(streak)
+        if self.nonfinite_streak >= self.cfg.max_nonfinite:
+            raise TrainingAborted(
+                f"{self.nonfinite_streak} non-finite steps in a row at step {p.step}: lower train.lr, "
+                "check the data (hamgara doctor) or turn off train.mixed_precision"
+            )
+        log: dict[str, float] = {"lr": p.lr, "grad_norm": grad_norm, "kl_scale": p.kl_scale}
+        log["skipped_steps"] = self.skipped
+        if not finite:
+            return log
+        nr, nw = len(p.raw_keys), len(p.weighted_keys)
+        raw = dict(zip(p.raw_keys, v[5 : 5 + nr]))
+        weighted = dict(zip(p.weighted_keys, v[5 + nr : 5 + nr + nw]))
+        factors = dict(zip(p.factor_keys, v[5 + nr + nw :]))
+        smoothed = self.ema.update(total)
+        self.tracker.update(smoothed)
+        slope = self.tracker.slope()
+        log.update({"loss": total, "loss_ema": smoothed, "plateau": float(self.tracker.plateau)})
+        if slope is not None:
+            log["loss_slope"] = slope
+        log.update({f"raw/{k}": raw[k] for k in sorted(raw)})
+        log.update({f"weighted/{k}": weighted[k] for k in sorted(weighted)})
+        log.update({f"adaptive/{k}": x for k, x in factors.items()})
         return log
 
-    def _begin_step(self) -> tuple[float, float, dict[str, float] | None]:
-        """Set this step's LR; return it with the KL scale and the adaptive factors."""
+    def _begin_step(self) -> tuple[float, float, dict[str, torch.Tensor] | None]:
+        """Set this step's LR; return it with the KL scale and the adaptive factors (device
+        tensors)."""
         self.model.train()
         lr = self.lr_override
         if lr is None:
@@ -127,18 +254,20 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         kl_scale = kl_weight_schedule(self.step, self.cfg.kl_warmup_steps)
-        factors = self.adaptive.factors() if self.adaptive is not None else None
+        factors = self.adaptive.device_factors() if self.adaptive is not None else None
         self.opt.zero_grad(set_to_none=True)
         return lr, kl_scale, factors
 
     def _accumulate(
-        self, micro_batches: list[TTSBatch], factors: dict[str, float] | None, kl_scale: float
-    ) -> tuple[bool, float, dict[str, float], dict[str, float]]:
+        self, micro_batches: list[TTSBatch], factors: dict[str, torch.Tensor] | None, kl_scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Forward/backward over the micro-batches, each loss divided by their count; returns
-        whether every loss was finite on every rank, the total, and the raw and weighted terms."""
-        raw_sum: dict[str, float] = {}
-        weighted_sum: dict[str, float] = {}
-        total = 0.0
+        whether every loss was finite on every rank (a bool tensor), and the total, raw and
+        weighted terms as float64 tensors (means over ranks)."""
+        raw_sum: dict[str, torch.Tensor] = {}
+        weighted_sum: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        bad = torch.zeros((), dtype=torch.float64, device=self.device)
         n = len(micro_batches)
         for i, mb in enumerate(micro_batches):
             # DDP: all-reduce the gradients once, on the last micro-batch's backward.
@@ -149,67 +278,59 @@ class Trainer:
             with sync:
                 terms, _ = self._forward(mb.to(self.device, non_blocking=True), factors, kl_scale)
                 loss = terms.total / n
-                if not self.dist.all_true(bool(torch.isfinite(loss))):
-                    return False, total, raw_sum, weighted_sum
+                # The backward runs even on a non-finite loss (its gradient is then non-finite
+                # and the step is skipped on the device): every rank reaches the gradient
+                # all-reduce, and nothing on the host has to know.
+                bad = torch.maximum(bad, (~torch.isfinite(loss)).to(torch.float64))
                 self.scaler.scale(loss).backward()
-            total += loss.item()
+            # float64 sums of the float32 values, term by term: the arithmetic of the Python
+            # floats (`loss.item()` sums) they replace.
+            total = total + loss.detach().to(torch.float64)
             for k, v in terms.raw.items():
-                raw_sum[k] = raw_sum.get(k, 0.0) + v.item() / n
+                x = v.detach().to(torch.float64) / n
+                raw_sum[k] = raw_sum[k] + x if k in raw_sum else x
             for k, v in terms.weighted.items():
-                weighted_sum[k] = weighted_sum.get(k, 0.0) + v.item() / n
-        return True, total, raw_sum, weighted_sum
+                x = v.detach().to(torch.float64) / n
+                weighted_sum[k] = weighted_sum[k] + x if k in weighted_sum else x
+        raw_sum = {k: raw_sum[k] for k in sorted(raw_sum)}
+        weighted_sum = {k: weighted_sum[k] for k in sorted(weighted_sum)}
+        if self.dist.active:
+            # One collective per step, queued on the device: the ranks agree on skipping (a
+            # non-finite loss anywhere skips everywhere) and every rank feeds the adaptive
+            # weights, and logs, the mean over ranks.
+            packed = self.dist.sum_on_device(torch.stack([bad, total, *raw_sum.values(), *weighted_sum.values()]))
+            bad, total = packed[0], packed[1] / self.dist.world_size
+            means = (packed[2:] / self.dist.world_size).unbind()
+            nr = len(raw_sum)
+            raw_sum = dict(zip(raw_sum, means[:nr]))
+            weighted_sum = dict(zip(weighted_sum, means[nr:]))
+        return bad == 0, total, raw_sum, weighted_sum
 
-    def _clip_gradients(self) -> float:
-        """Unscale and clip the gradients; the global norm before clipping."""
+    def _clip_gradients(self) -> torch.Tensor:
+        """Unscale and clip the gradients; the global norm before clipping (a device tensor)."""
         self.scaler.unscale_(self.opt)
-        return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
+        return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
 
-    def _update_or_skip(self, finite: bool) -> None:
-        """Apply the update, or drop the gradients and count a skip (aborting after
-        `max_nonfinite` skips in a row)."""
-        if finite:
-            self.scaler.step(self.opt)
-            self.nonfinite_streak = 0
-            return
-        self.opt.zero_grad(set_to_none=True)
-        self.skipped += 1
-        self.nonfinite_streak += 1
-        if self.nonfinite_streak >= self.cfg.max_nonfinite:
-            raise TrainingAborted(
-                f"{self.nonfinite_streak} non-finite steps in a row at step {self.step}: lower train.lr, "
-                "check the data (hamgara doctor) or turn off train.mixed_precision"
-            )
-
-    def _loss_log(
-        self, total: float, raw_sum: dict[str, float], weighted_sum: dict[str, float], factors: dict[str, float] | None
-    ) -> dict[str, float]:
-        """Average the losses over ranks, update the adaptive weights, EMA and convergence
-        tracker; return the loss figures to log."""
-        total, raw_sum, weighted_sum = self._mean_over_ranks(total, raw_sum, weighted_sum)
-        if self.adaptive is not None:
-            # The factors' input excludes the factors and the KL annealing, or they would
-            # feed back into themselves.
-            base = {k: getattr(self.weights, k) * v for k, v in raw_sum.items()}
-            self.adaptive.update(base)
-        smoothed = self.ema.update(total)
-        self.tracker.update(smoothed)
-        slope = self.tracker.slope()
-        log = {"loss": total, "loss_ema": smoothed, "plateau": float(self.tracker.plateau)}
-        if slope is not None:
-            log["loss_slope"] = slope
-        log.update({f"raw/{k}": v for k, v in raw_sum.items()})
-        log.update({f"weighted/{k}": v for k, v in weighted_sum.items()})
-        if factors is not None:
-            log.update({f"adaptive/{k}": v for k, v in factors.items()})
-        return log
-
-    def _mean_over_ranks(
-        self, total: float, raw: dict[str, float], weighted: dict[str, float]
-    ) -> tuple[float, dict[str, float], dict[str, float]]:
-        keys_r, keys_w = sorted(raw), sorted(weighted)
-        values = self.dist.mean([total, *(raw[k] for k in keys_r), *(weighted[k] for k in keys_w)])
-        n = len(keys_r)
-        return values[0], dict(zip(keys_r, values[1 : 1 + n])), dict(zip(keys_w, values[1 + n :]))
+    def _update_or_skip(self, finite: torch.Tensor) -> None:
+        """Apply the update where `finite` (a bool tensor), else leave weights, moments and
+        step counts as they are; count the skip and the streak on the device."""
+        found_inf = (~finite).to(torch.float32)
+        if getattr(self.opt, "_step_supports_amp_scaling", False):
+            # The fused AdamW kernel returns without touching anything when found_inf is 1
+            # and takes the step counters back (torch/optim/adam.py `_fused_adam`), as under
+            # GradScaler. Under fp16 the scaler has unscaled already (`_clip_gradients`), and
+            # its own inf check (which `scaler.update` backs off on) is part of this flag: an
+            # inf or NaN gradient makes the norm non-finite.
+            self.opt.found_inf = found_inf  # type: ignore[attr-defined]
+            try:
+                self.opt.step()
+            finally:
+                del self.opt.found_inf  # type: ignore[attr-defined]
+        elif bool(finite):  # an optimizer without found_inf (no fused kernel): one host read
+            self.opt.step()
+        bad = found_inf.to(torch.int64)
+        self._skipped = self._skipped + bad
+        self._streak = (self._streak + 1) * bad
 
     def validate(self, batches: list[TTSBatch]) -> dict[str, float]:
         """Teacher-forced validation (model/objective.py `teacher_forced_metrics`); feeds the
@@ -221,7 +342,9 @@ class Trainer:
         return result
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs, RNG states included."""
+        """Everything a resumed run needs, RNG states included. Pending steps are read first
+        (their rows wait for the next `read_logs`), so the EMA, tracker and counts are current."""
+        self._unreturned += self._drain()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -249,6 +372,9 @@ class Trainer:
         self.plateau.load_state_dict(state["plateau"])
         self.early.load_state_dict(state["early"])
         self.step, self.skipped, self.nonfinite_streak = state["step"], state["skipped"], state["nonfinite_streak"]
+        self._skipped = torch.tensor(self.skipped, dtype=torch.int64, device=self.device)
+        self._streak = torch.tensor(self.nonfinite_streak, dtype=torch.int64, device=self.device)
+        self._pending, self._unreturned = [], []
         set_rng_state(state["rng"])
 
 
