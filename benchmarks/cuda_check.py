@@ -32,7 +32,8 @@ after each, so a run cut short keeps what it measured):
    steps/s and the GPU utilisation the loop logged per step (train/gpu_utilization, NVML), the
    first `RECIPE_WARM_STEPS` left out; (b) in this process, `--steps` steps of the real Trainer
    on preloaded batches of that configuration, eager and under `torch.compile(dynamic=True)`,
-   each with nvidia-smi sampled: steps/s, utilisation, the first compiled step's seconds and the
+   stepped as the train loop steps (no host read inside a step, one read every
+   `train.log_every` steps), each with nvidia-smi sampled: steps/s, utilisation, the first compiled step's seconds and the
    loss rows. It answers the recipe's "GPU utilization should be >70%". CUDA graphs are not
    tried: every batch has its own padded lengths, and a captured graph replays one shape.
 On request (`--sections ...,step_times`): each of `--probes` (decoder:amp:cudnn:profile) in a fresh
@@ -277,10 +278,16 @@ def recipe_section(
             sync(device)
             first_seconds = time.perf_counter() - t0
             losses = [first.get("loss", float("nan"))]
+            # As the train loop steps: nothing read back inside a step, every pending step read
+            # in one transfer every train.log_every steps.
+            log_every = int(cfg["log_every"])
             with GpuSampler(device.index or 0) if device.type == "cuda" else nullcontext() as gpu:
                 t0 = time.perf_counter()
-                for group in groups[1:]:
-                    losses.append(trainer.train_step(group).get("loss", float("nan")))
+                for k, group in enumerate(groups[1:], start=1):
+                    trainer.step_on_device(group)
+                    if k % log_every == 0:
+                        losses += [r.get("loss", float("nan")) for r in trainer.read_logs()]
+                losses += [r.get("loss", float("nan")) for r in trainer.read_logs()]
                 sync(device)
                 timed = time.perf_counter() - t0
             in_process[mode] = {

@@ -48,6 +48,7 @@ from pipeline.features.store import FeatureStore
 from pipeline.training.step import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
+# Every Tensor method through which Python code can read a device value on the host.
 SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 MODES = ("train_step", "log_every_1", "log_every_10")
 # The synthetic batches' vocabulary and mel size (a store, when there is one, sets its own).

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
+from benchmarks.host_sync import counting_reads
 from helpers import committed_params, make_batch, small_config, tiny_params
 from model.config import LossSettings, LossWeights
 from model.tts import HamgaraTTS, TTSBatch
@@ -33,8 +33,6 @@ CFG = dataclasses.replace(
     max_nonfinite=3,
 )
 CPU = torch.device("cpu")
-# Every Tensor method through which Python code can read a device value on the host.
-SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
 
 def trainer(cfg: TrainConfig = CFG) -> Trainer:
@@ -58,20 +56,11 @@ def params_of(t: Trainer) -> torch.Tensor:
 
 
 @pytest.fixture
-def host_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    """Counts the calls of each Tensor method in SYNCS (patched with counting wrappers)."""
-    counts: Counter[str] = Counter()
-
-    def counting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            counts[name] += 1
-            return original(self, *args, **kwargs)
-
-        return wrapper
-
-    for name in SYNCS:
-        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
-    yield counts
+def host_reads() -> Iterator[Counter[str]]:
+    """Counts the calls of each Tensor method in SYNCS (patched with counting wrappers): the
+    benchmark's own counter, so the test and benchmarks/host_sync.py count the same reads."""
+    with counting_reads() as counts:
+        yield counts
 
 
 def test_a_step_on_the_device_reads_no_device_value_on_the_host(host_reads: Counter[str]) -> None:
