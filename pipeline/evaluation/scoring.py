@@ -421,7 +421,7 @@ class Evaluation:
             "truth": word_error_rate(refs, [r["heard_truth"] for r in rows]),
         }
         wer["gap"] = wer["synthesized"] - wer["vocoded_truth"]
-        # 25 utterances make the gap a draw (another machine's numerics, another seed, move it by
+        # A few dozen utterances make the gap a draw (another machine's numerics, another seed, move it by
         # more than a claimed improvement): its 95% interval says how wide the draw is.
         low, high = gap_interval(refs, [r["heard_synthesized"] for r in rows], [r["heard_vocoded_truth"] for r in rows])
         wer["gap_ci95_low"], wer["gap_ci95_high"] = low, high
