@@ -115,33 +115,29 @@ def read_metadata(corpus: str | Path, cfg: DataConfig) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if header is not None:
         table.attrs[HEADER_ATTR] = header
-    known = set(table["id"])
-    unseen = read_unseen_ids(corpus, known)
-    validation = read_validation_ids(corpus, known)
-    _refuse_overlap(Path(corpus), unseen, validation)
+    corpus, known = Path(corpus), set(table["id"])
+    unseen = listed_ids(corpus / UNSEEN_FILE, known, "to hold out of training")
+    validation = listed_ids(corpus / VALIDATION_FILE, known, "to validate on")
+    for utt_id, lineno in validation.items():
+        if utt_id in unseen:
+            raise MetadataError(
+                f"{corpus / VALIDATION_FILE}:{lineno}: id {utt_id!r} is also in {UNSEEN_FILE}; a sentence is "
+                "either held out (unseen) or validated on, not both"
+            )
     table["unseen"] = table["id"].isin(unseen)
     table["validation"] = table["id"].isin(validation)
     return table
 
 
-def read_unseen_ids(corpus: Path, known: set[str]) -> set[str]:
-    """The ids `<corpus>/unseen.txt` holds out (empty when there is no such file). Blank lines
-    and `#` comments are skipped; an id that is not a metadata row raises MetadataError naming
-    the file and line, since a mistyped id would silently leave its sentence in training."""
-    return _read_id_list(Path(corpus) / UNSEEN_FILE, known, "to hold out of training")
-
-
-def read_validation_ids(corpus: Path, known: set[str]) -> set[str]:
-    """The ids `<corpus>/validation.txt` puts in the validation split (empty when there is no
-    such file), read as `read_unseen_ids` reads its file: a mistyped id would silently train on
-    a sentence meant for scoring."""
-    return _read_id_list(Path(corpus) / VALIDATION_FILE, known, "to validate on")
-
-
-def _read_id_list(path: Path, known: set[str], purpose: str) -> set[str]:
+def listed_ids(path: Path, known: set[str], purpose: str) -> dict[str, int]:
+    """The ids a list beside metadata.csv names (`unseen.txt`, `validation.txt`), each with the
+    line it is first on; empty when there is no such file. Blank lines and `#` comments are
+    skipped; an id that is not a metadata row raises MetadataError naming the file and line,
+    since a mistyped id would silently leave its sentence in the wrong split. `purpose` ends
+    that message ("to hold out of training")."""
     if not path.is_file():
-        return set()
-    ids: set[str] = set()
+        return {}
+    ids: dict[str, int] = {}
     for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         utt_id = raw.split("#", 1)[0].strip()
         if not utt_id:
@@ -150,23 +146,8 @@ def _read_id_list(path: Path, known: set[str], purpose: str) -> set[str]:
             raise MetadataError(
                 f"{path}:{lineno}: id {utt_id!r} is not in metadata.csv; {path.name} lists ids of metadata rows {purpose}"
             )
-        ids.add(utt_id)
+        ids.setdefault(utt_id, lineno)
     return ids
-
-
-def _refuse_overlap(corpus: Path, unseen: set[str], validation: set[str]) -> None:
-    """An id cannot be both held out of validation and validated on: name the first such line."""
-    both = unseen & validation
-    if not both:
-        return
-    path = corpus / VALIDATION_FILE
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        utt_id = raw.split("#", 1)[0].strip()
-        if utt_id in both:
-            raise MetadataError(
-                f"{path}:{lineno}: id {utt_id!r} is also in {UNSEEN_FILE}; a sentence is either held out "
-                "(unseen) or validated on, not both"
-            )
 
 
 def _is_header(corpus: Path, line: str) -> bool:

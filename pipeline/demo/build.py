@@ -170,18 +170,17 @@ def _speaker_items(cfg: DemoConfig, held: HoldOut | None) -> tuple[list[tuple[st
     for k, (voice, n, rate, seed) in enumerate(cfg.speakers()):
         number = FIRST_EXTRA_SPEAKER + k - 1
         name, ids = ("demo", utterance_ids(n)) if k == 0 else (f"p{number}", vctk_ids(number, n))
-        extra = cfg.validation_utterances if k == 0 else 0
+        listed = utterance_ids(cfg.validation_utterances, VALIDATION_PREFIX) if k == 0 else []
         vocabulary = FULL if held is None else held.train
-        sentences = generate_sentences(n + extra, cfg.min_words, cfg.max_words, seed, vocabulary)
+        sentences = generate_sentences(n + len(listed), cfg.min_words, cfg.max_words, seed, vocabulary)
         if held is not None:
             # By construction nothing leaks; checked anyway, since a leak would make wer.unseen a lie.
             leaks = leaked_words(sentences, held.words)
             if leaks:
                 word, k_first = next(iter(leaks.items()))
-                named = [*ids, *utterance_ids(extra, VALIDATION_PREFIX)]
-                raise RuntimeError(f"held-back word {word!r} is in training sentence {named[k_first]}")
-        if extra:
-            validation = list(zip(utterance_ids(extra, VALIDATION_PREFIX), sentences[n:]))
+                raise RuntimeError(f"held-back word {word!r} is in training sentence {[*ids, *listed][k_first]}")
+        if listed:
+            validation = list(zip(listed, sentences[n:]))
         out.append((name, voice, rate, list(zip(ids, sentences[:n]))))
     return out, validation
 

@@ -179,8 +179,8 @@ def check_store(store_path: Path, min_symbol_count: int, max_frames: int) -> lis
 def check_scored_sets(store_path: Path, min_validation: int = 80) -> list[Check]:
     """How many sentences evaluate's figures rest on: the validation split (the in-grammar WER
     gap) and the unseen one (`wer.unseen`). A warning below `min_validation` validation
-    utterances: the gap's 95% interval is then wider than about ±0.03 (on the demo ±0.055 at 25
-    utterances, ±0.03 at 100), so one run's gap is a draw."""
+    utterances: the gap's 95% interval is then wide enough that one run's gap is a draw
+    (docs/measurements.md has the demo's intervals at 25 and at 100)."""
     from pipeline.features.split import TRAIN, UNSEEN, VAL
     from pipeline.features.store import FeatureStore
 

@@ -46,14 +46,6 @@ class DistContext:
         """True when `flag` is true on some rank (e.g. "a signal arrived")."""
         return not self.all_true(not flag)
 
-    def mean(self, values: list[float]) -> list[float]:
-        """The element-wise mean of `values` over ranks (every rank passes the same length)."""
-        if not self.active or not values:
-            return values
-        t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return (t / self.world_size).tolist()
-
     def sum_on_device(self, t: torch.Tensor) -> torch.Tensor:
         """`t` summed over ranks, in place and without a host read (NCCL queues the reduction
         on the current stream; the host goes on). `t` lives on the training device, which is
