@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import TEXTS, TINY_VOCODER, VENV_BIN, ran_stages, run, set_params, write_corpus
+from helpers import TEXTS, TINY_VOCODER, VENV_BIN, ran_stages, run, set_params, table_steps, write_corpus
 from helpers import TINY_SIZE as TINY
 
 
@@ -72,8 +72,27 @@ def test_an_experiment_with_another_mel_weight_trains_afresh_and_metrics_differ(
     # Fine-tuning from the run just made: setting train.init_from reruns train (and what
     # follows), which starts from the base's weights instead of resuming or starting from zero.
     (repo / "pretrained" / "base.pt").write_bytes((repo / "models" / "best.pt").read_bytes())
+    vocoder_history = table_steps(repo / "dvclive_vocoder")
     tuned = run(repo, dvc, "exp", "run", "evaluate", "-S", "train.init_from=pretrained/base.pt")
     # The vocoder stage depends on pretrained/ too (vocoder.init_from's bases live there): it
-    # reruns, finds its run complete and rewrites nothing.
+    # reruns, finds its run complete and rewrites nothing — its history included, which DVC
+    # would delete before the rerun were it not persisted.
     assert ran_stages(tuned) == ["train", "vocoder", "evaluate"]
     assert "starting from the weights of pretrained/base.pt" in tuned
+    assert_history_kept(vocoder_history, table_steps(repo / "dvclive_vocoder"))
+
+    # A finished run rerun for a code dependency that changes nothing (DVC cannot know that):
+    # train resumes last.pt with no step left to log, and its history must still be there.
+    train_history = table_steps(repo / "dvclive")
+    with open(repo / "pipeline" / "common" / "run_log.py", "a", encoding="utf-8") as f:
+        f.write("# an edit that changes no behaviour\n")
+    rerun = run(repo, dvc, "repro", "train")
+    assert ran_stages(rerun) == ["train"]
+    assert table_steps(repo / "dvclive") == train_history
+
+
+def assert_history_kept(before: dict[str, list[int]], after: dict[str, list[int]]) -> None:
+    """Every dvclive table of `before` is still there with its rows (a rerun may add rows)."""
+    assert before, "no history to compare"
+    for name, steps in before.items():
+        assert after.get(name, [])[: len(steps)] == steps, f"{name}: {steps} -> {after.get(name)}"
