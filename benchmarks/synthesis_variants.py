@@ -32,9 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from model.dropout import dropout
 from model.layers import Prenet
 from pipeline.common.atomic import write_json
 from pipeline.config import eval_config, load_params
@@ -58,17 +56,11 @@ def gv_postfilter(mel: np.ndarray, target: np.ndarray, strength: float) -> np.nd
     return (mean + (mel - mean) * scale[None, :]).astype(np.float32)
 
 
-class PrenetDropoutAtSynthesis(nn.Module):
-    """A prenet whose dropout stays on in eval mode (the same weights)."""
-
-    def __init__(self, prenet: Prenet, p: float) -> None:
-        super().__init__()
-        self.inner, self.p = prenet, p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = dropout(torch.relu(self.inner.l1(x)), self.p, True)
-        x = dropout(torch.relu(self.inner.l2(x)), self.p, True)
-        return self.inner.proj(x)
+def keep_prenet_dropout(prenet: Prenet, p: float) -> None:
+    """Leave `prenet`'s dropout on (at `p`) while the rest of the model synthesizes in eval
+    mode: its dropout is the only part of it that eval mode changes."""
+    prenet.p = p
+    prenet.train()
 
 
 def apply_variant(evaluation: Any, variant: str) -> None:
@@ -80,7 +72,7 @@ def apply_variant(evaluation: Any, variant: str) -> None:
     if kind == "window":
         decoder.window = int(value)
     elif kind == "prenet_dropout":
-        decoder.prenet = PrenetDropoutAtSynthesis(decoder.prenet, float(value))
+        keep_prenet_dropout(decoder.prenet, float(value))
         torch.manual_seed(0)
     elif kind == "gv":
         store: FeatureStore = evaluation.store
