@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+# The integer fields of ModelConfig for which 0 is a setting (every frame; no convolutions).
+ZERO_ALLOWED = ("frame_attention_window", "text_conv_layers")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,6 +48,12 @@ class ModelConfig:
     # Parallel decoder: each frame's self-attention sees the frames at most this many away
     # (cost linear in utterance length); 0 = every frame, as before the knob.
     frame_attention_window: int = 0
+    # Residual 1-D convolutions over the tokens before the encoder's attention layers: each
+    # token's state takes in its neighbours' (the local context a phone's sound depends on, the
+    # encoder pre-net of Transformer-TTS). 0 = none, as in checkpoints written before the knob.
+    text_conv_layers: int = 0
+    # Tokens each of those convolutions sees (odd, so a token stays at its own position).
+    text_conv_kernel: int = 5
     # Token ids that may last 0 frames at synthesis (word separators); every other real token
     # gets at least one frame, so no phone is skipped.
     optional_ids: tuple[int, ...] = ()
@@ -58,10 +67,15 @@ class ModelConfig:
         # Every count (vocabulary, widths, layers, frames per step, attention window) is >= 1:
         # 0 builds an empty layer, or a window that sees no token.
         for f in fields(self):
-            if f.type == "int" and f.name != "frame_attention_window" and getattr(self, f.name) < 1:
+            if f.type == "int" and f.name not in ZERO_ALLOWED and getattr(self, f.name) < 1:
                 problems.append(f"{f.name} must be an integer >= 1, got {getattr(self, f.name)!r}")
-        if self.frame_attention_window < 0:  # 0 is "every frame"
-            problems.append(f"frame_attention_window must be an integer >= 0, got {self.frame_attention_window!r}")
+        for name in ZERO_ALLOWED:  # 0 is "every frame" / "no convolutions"
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.text_conv_kernel >= 1 and self.text_conv_kernel % 2 == 0:
+            problems.append(
+                f"text_conv_kernel ({self.text_conv_kernel}) must be odd: an even kernel shifts each token by half a position"
+            )
         for name in (
             "dropout",
             "prenet_dropout",

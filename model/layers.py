@@ -159,6 +159,25 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+class TokenConvolutions(nn.Module):
+    """Residual pre-norm 1-D convolutions along a sequence [B, N, D] -> [B, N, D]: each
+    position takes in the `kernel // 2` positions on either side. Padding is zeroed before every
+    convolution, so a padded batch gives each item what it would get alone."""
+
+    def __init__(self, d_model: int, layers: int, kernel: int, dropout: float) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(layers))
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2) for _ in range(layers))
+        self.drop = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        keep = mask[..., None].to(x.dtype)
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            h = conv((norm(x) * keep).transpose(1, 2)).transpose(1, 2)
+            x = x + self.drop(torch.relu(h))
+        return x * keep
+
+
 class EncoderLayer(nn.Module):
     """Pre-norm self-attention + feed-forward over real positions only. `dropout` acts on the
     residual branches and the feed-forward, `attention_dropout` on the attention weights;

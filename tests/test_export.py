@@ -202,7 +202,10 @@ def random_voice(decoder: str, tmp_path: Path, **changes: object) -> tuple[Synth
 
 @pytest.mark.parametrize(
     "decoder, changes",
-    [("autoregressive", {"aligned_conditioning": True}), ("parallel", {"frame_attention_window": 3})],
+    [
+        ("autoregressive", {"aligned_conditioning": True, "text_conv_layers": 2}),
+        ("parallel", {"frame_attention_window": 3, "text_conv_layers": 1, "text_conv_kernel": 3}),
+    ],
 )
 def test_every_speaker_and_language_says_what_torch_says(tmp_path, decoder: str, changes: dict) -> None:
     synth, voice = random_voice(decoder, tmp_path, **changes)

@@ -56,6 +56,34 @@ def test_what_sits_in_padding_changes_nothing(decoder: str) -> None:
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
+def test_text_convolutions_keep_an_utterance_independent_of_its_batch_and_its_padding(decoder: str) -> None:
+    torch.manual_seed(0)
+    model = HamgaraTTS(small_config(decoder, text_conv_layers=2, text_conv_kernel=5)).eval()
+    batch = make_batch([6, 11, 9], [14, 31, 22])
+    noisy = dataclasses.replace(
+        batch, tokens=torch.where(batch.token_mask, batch.tokens, torch.randint(2, 30, batch.tokens.shape))
+    )
+    alone = model(take(batch, 0)).mel_post[0]
+    torch.testing.assert_close(model(batch).mel_post[0, :14], alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model(noisy).mel_post[0, :14], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_text_convolutions_reach_kernel_over_two_tokens_each_side_per_layer() -> None:
+    from model.layers import TokenConvolutions
+
+    torch.manual_seed(0)
+    convs = TokenConvolutions(8, layers=2, kernel=3, dropout=0.0).eval()
+    x, mask = torch.randn(1, 12, 8), torch.ones(1, 12, dtype=torch.bool)
+    changed = x.clone()
+    changed[0, 5] = torch.randn(8)  # not a constant shift, which the layer norm would remove
+    with torch.no_grad():
+        moved = (convs(x, mask) - convs(changed, mask)).abs().amax(dim=-1)[0]
+    # Two layers of kernel 3 carry token 5 to tokens 3..7, and no further.
+    assert bool((moved[3:8] > 1e-6).all())
+    assert float(moved[:3].max()) == 0.0 and float(moved[8:].max()) == 0.0
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_changing_the_real_tokens_changes_the_output(decoder: str) -> None:
     model = model_for(decoder)
     batch = make_batch([6, 11], [14, 31])

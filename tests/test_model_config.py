@@ -40,6 +40,24 @@ def test_an_unknown_size_or_decoder_is_a_clear_error(params: dict) -> None:
         model_config(p, 50, 1, 1, 80)
 
 
+def test_an_even_text_convolution_kernel_is_refused_naming_the_key(params: dict) -> None:
+    p = copy.deepcopy(params)
+    p["model"]["text_conv_kernel"] = 4
+    with pytest.raises(ConfigError, match=r"model.text_conv_kernel \(4\) must be odd"):
+        model_config(p, 50, 1, 1, 80)
+
+
+def test_a_checkpoint_config_from_before_the_text_convolutions_builds_the_model_it_was(params: dict) -> None:
+    import dataclasses
+
+    from model.config import ModelConfig
+
+    saved = dataclasses.asdict(model_config(params, 50, 1, 1, 80))
+    del saved["text_conv_layers"], saved["text_conv_kernel"]
+    model = HamgaraTTS(ModelConfig(**saved))
+    assert model.encoder.convs is None
+
+
 def test_loss_weights_and_settings_come_from_params(params: dict) -> None:
     w = train_config(params).loss_weights()
     assert (w.mel, w.kl, w.stop, w.attention) == (22.0, 1.8, 1.5, 0.3)

@@ -62,6 +62,8 @@ class EncoderGraph(nn.Module):
         x = enc.embed(tokens) + enc.language(language)[:, None, :]
         if enc.speaker is not None:
             x = x + enc.speaker(speaker)[:, None, :]
+        if enc.convs is not None:
+            x = enc.convs(x, torch.ones_like(tokens, dtype=torch.bool))
         x = x + enc.pos.alpha * enc.pos.pe[: tokens.size(1)][None]
         for layer in enc.layers:
             h = layer.norm1(x)

@@ -25,7 +25,15 @@ from model.config import SIZE_KEYS, ModelConfig
 
 # The ModelConfig fields that decide which weights exist and their shapes. The rest act in
 # training (dropouts) or at synthesis (windows, length cap) and may differ freely.
-SHAPE_KEYS = ("decoder", *SIZE_KEYS, "n_mels", "reduction", "aligned_conditioning")
+SHAPE_KEYS = (
+    "decoder",
+    *SIZE_KEYS,
+    "n_mels",
+    "reduction",
+    "aligned_conditioning",
+    "text_conv_layers",
+    "text_conv_kernel",
+)
 # The embedding tables matched by name: checkpoint/store attribute -> state-dict key.
 TABLES = {
     "symbols": "encoder.embed.weight",
