@@ -37,10 +37,15 @@ VENV=.venv
 # The vocoder: 2,000 steps (about 3 minutes on 2 cores) of the 20,000 a GPU run takes by default; on the demo
 # its copy synthesis is as good at 2,000 steps as at 6,000 and a PESQ-WB point above Griffin-Lim
 # (docs/vocoder.md, "Measured on the demo").
+# evaluate scores models/last.pt, the end of the cosine cycle: best.pt is the lowest teacher-forced
+# val_mel_loss, which with the text convolutions comes at step 1,250, before scheduled sampling has
+# ramped up to feeding the model its own frames; the step-1,250 model speaks worse free-running
+# (docs/measurements.md, "Convolutions over the tokens").
 CPU_DEMO=(model.decoder=autoregressive model.reduction=3 train.scheduled_sampling=1.0 train.scheduled_sampling_steps=2200
           train.max_steps=4400 train.batch_size=16 train.grad_accumulation=1 model.attention_dropout=0
           train.lr=1.7e-3 train.warmup_steps=200 train.restart_period=4200 train.val_every=250
-          train.num_workers=0 train.kl_warmup_steps=500 train.checkpoint_every=250 vocoder.max_steps=2000)
+          train.num_workers=0 train.kl_warmup_steps=500 train.checkpoint_every=250 vocoder.max_steps=2000
+          eval.checkpoint=models/last.pt)
 
 # The multi-speaker demo (docs/multi-speaker.md): the main voice in LJSpeech layout at
 # 22.05 kHz plus two festival diphone voices of 120 utterances each written VCTK-style at 48 kHz

@@ -123,13 +123,17 @@ def base_overrides(base: Path) -> dict[str, str]:
     """The model params that give a run the base checkpoint's shape."""
     import torch
 
-    from model.config import SIZE_KEYS
+    from model.config import SIZE_KEYS, ModelConfig
 
     cfg = torch.load(base, map_location="cpu", weights_only=True)["model_config"]
     sizes = {k: cfg[k] for k in SIZE_KEYS}
     out = {f"model.sizes.tiny.{k}": str(v) for k, v in sizes.items()}
     out.update({"model.size": "tiny", "model.decoder": cfg["decoder"], "model.reduction": str(cfg["reduction"])})
     out["model.aligned_conditioning"] = "true" if cfg.get("aligned_conditioning") else "false"
+    # A checkpoint from before the text convolutions has none: ModelConfig's defaults say so.
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    for key in ("text_conv_layers", "text_conv_kernel"):
+        out[f"model.{key}"] = str(cfg.get(key, defaults[key]))
     return out
 
 

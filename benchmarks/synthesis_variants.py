@@ -88,8 +88,9 @@ def apply_variant(evaluation: Any, variant: str) -> None:
         raise SystemExit(f"--variant {variant!r}: expected base, window=N, prenet_dropout=P or gv=B")
 
 
-def score(run: Path, variant: str) -> dict[str, Any]:
-    """The validation set's `wer` block of `run` synthesized under `variant`."""
+def score(run: Path, variant: str, vocoder_path: Path | None = None) -> dict[str, Any]:
+    """The validation set's `wer` block of `run` synthesized under `variant`, through
+    `vocoder_path` (default: the run's own vocoder.pt beside its checkpoint)."""
     from pipeline.evaluation.scoring import Evaluation
 
     os.chdir(run)  # the run's params.yaml names its paths relative to it, as dvc runs it
@@ -102,7 +103,7 @@ def score(run: Path, variant: str) -> dict[str, Any]:
         cfg,
         params,
         False,
-        vocoder_path=beside(cfg.checkpoint, None),
+        vocoder_path=vocoder_path or beside(cfg.checkpoint, None),
     )
     apply_variant(evaluation, variant)
     t0 = time.perf_counter()
