@@ -115,6 +115,20 @@ def score(run: Path, variant: str, vocoder_path: Path | None = None) -> dict[str
     }
 
 
+def revision_of(run: Path) -> str:
+    """The short git revision a run's folder is at ('' outside git)."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=run, capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def append_row(out: Path, row: dict[str, Any]) -> None:
+    """Add `row` to the `rows` of the results file `out` (written atomically)."""
+    results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    results["rows"] = [*results.get("rows", []), row]
+    write_json(out, results)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, type=Path, help="a folder where ./setup.sh repro finished")
@@ -122,19 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     run, out = args.run.resolve(), args.out.resolve()
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=run, capture_output=True, text=True, check=False
-    ).stdout.strip()
     seed = int(load_params(run / "params.yaml")["train"]["seed"])
-    row = {"run": str(run), "revision": revision, "seed": seed, "variant": args.variant, **score(run, args.variant)}
+    row = {
+        "run": str(run),
+        "revision": revision_of(run),
+        "seed": seed,
+        "variant": args.variant,
+        **score(run, args.variant),
+    }
     wer = row["wer"]
     print(
         f"{run} seed {seed} {args.variant}: gap {wer['gap']:.3f} "
         f"({wer['gap_ci95_low']:.3f}-{wer['gap_ci95_high']:.3f}) over {row['utterances']} utterances"
     )
-    results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    results["rows"] = [*results.get("rows", []), row]
-    write_json(out, results)
+    append_row(out, row)
     return 0
 
 

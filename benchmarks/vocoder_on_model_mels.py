@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,8 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmarks.synthesis_variants import score
-from pipeline.common.atomic import write_json
+from benchmarks.synthesis_variants import append_row, revision_of, score
 from pipeline.config import PRETRAINED, eval_config, load_params, vocoder_config
 from pipeline.evaluation.synthesizer import Synthesizer
 from pipeline.features.split import TRAIN
@@ -123,9 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run, out = args.run.resolve(), args.out.resolve()
     params = load_params(run / "params.yaml")
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=run, capture_output=True, text=True, check=False
-    ).stdout.strip()
     t0 = time.perf_counter()
     synth = Synthesizer.from_file(run / eval_config(params).checkpoint)
     predicted = model_mels(synth, run / "data/features.zarr", float(params["train"]["scheduled_sampling"]))
@@ -137,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     scored = score(run, "base", vocoder_path=work / "models" / BEST)
     row = {
         "run": str(run),
-        "revision": revision,
+        "revision": revision_of(run),
         "seed": int(params["train"]["seed"]),
         "steps": args.steps,
         "lr": args.lr,
@@ -153,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         f"vocoded truth {base['vocoded_truth']:.3f} -> {tuned['vocoded_truth']:.3f}, "
         f"gap {base['gap']:.3f} -> {tuned['gap']:.3f} ({tuned['gap_ci95_low']:.3f}-{tuned['gap_ci95_high']:.3f})"
     )
-    results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    results["rows"] = [*results.get("rows", []), row]
-    write_json(out, results)
+    append_row(out, row)
     return 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
-from benchmarks.synthesis_variants import global_variance, gv_postfilter, keep_prenet_dropout
+from benchmarks.synthesis_variants import append_row, global_variance, gv_postfilter, keep_prenet_dropout
 from model.layers import Prenet
 
 
@@ -44,3 +46,10 @@ def test_prenet_dropout_at_synthesis_draws_masks_in_eval_mode_repeatably() -> No
     again = kept(x)
     assert torch.equal(first, again)  # seeded: the same masks
     assert not torch.allclose(first, plain(x))  # the eval-mode prenet has no dropout
+
+
+def test_each_run_adds_its_row_and_keeps_the_earlier_ones(tmp_path) -> None:
+    out = tmp_path / "results.json"
+    append_row(out, {"seed": 1})
+    append_row(out, {"seed": 7})
+    assert json.loads(out.read_text(encoding="utf-8"))["rows"] == [{"seed": 1}, {"seed": 7}]
