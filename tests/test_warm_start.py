@@ -102,6 +102,15 @@ def test_a_base_of_another_shape_or_mel_is_refused_naming_each_differing_key() -
     assert "heads" not in message  # only what differs
 
 
+def test_a_base_from_before_the_text_convolutions_fits_a_run_without_them() -> None:
+    written = dataclasses.asdict(small_config("autoregressive"))
+    del written["text_conv_layers"], written["text_conv_kernel"]
+    base = {"mel": MEL, "model_config": written}
+    check_compatible(base, small_config("autoregressive"), MEL, "base.pt")  # made as text_conv_layers 0
+    with pytest.raises(WarmStartError, match="model.text_conv_layers: base 0, this run 3"):
+        check_compatible(base, small_config("autoregressive", text_conv_layers=3), MEL, "base.pt")
+
+
 def test_a_base_of_the_other_decoder_is_refused() -> None:
     base = {"mel": MEL, "model_config": dataclasses.asdict(small_config("autoregressive"))}
     with pytest.raises(WarmStartError, match="model.decoder: base 'autoregressive', this run 'parallel'"):

@@ -16,7 +16,7 @@ into every language row instead, which is the same sum the encoder would have ma
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -74,7 +74,10 @@ def check_compatible(base: dict[str, Any], mcfg: ModelConfig, mel: dict[str, Any
     for key in sorted(set(base_mel) | set(mel)):
         if base_mel.get(key) != mel.get(key):
             problems.append(f"features.{key}: base {base_mel.get(key)!r}, this run {mel.get(key)!r}")
-    base_cfg, cfg = base["model_config"], asdict(mcfg)
+    # A base written before a knob existed lacks its key; it was made as the knob's default
+    # (ModelConfig's defaults say so), which is what it is compared as.
+    defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
+    base_cfg, cfg = {**defaults, **base["model_config"]}, asdict(mcfg)
     for key in SHAPE_KEYS:
         if base_cfg.get(key) != cfg[key]:
             where = f"model.sizes.<size>.{key}" if key in SIZE_KEYS else f"model.{key}"
